@@ -1,0 +1,18 @@
+"""Helpers for the course *Imaging with Diffusion Model Prior*.
+
+Every algorithm of the course lives here, tested; the chapter notebooks call it
+and explain it. One idea per module:
+
+- :mod:`helpers.schedule`  -- the DDPM noise schedule and the DDPM/DDIM update rules
+- :mod:`helpers.priors`    -- a network plus its schedule (``load_prior``), and an exact Gaussian prior
+- :mod:`helpers.operators` -- forward models A, their adjoints, and measurement noise
+- :mod:`helpers.samplers`  -- DDPM, DDIM, SDEdit, ScoreALD and DPS sampling loops
+- :mod:`helpers.metrics`   -- PSNR, SSIM and LPIPS (with an offline backbone path)
+- :mod:`helpers.data`      -- images: faces, digits, photos; [0, 1] <-> [-1, 1] conversions
+- :mod:`helpers.plotting`  -- image grids and trajectory strips
+
+Value ranges: *model space* is [-1, 1] (what the networks see); *image space* is
+[0, 1] (what metrics and plots take). Tensors are ``(B, C, H, W)``.
+"""
+
+__version__ = "0.1.0"
