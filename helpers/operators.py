@@ -1,0 +1,326 @@
+"""Forward models A of imaging inverse problems, their adjoints, and measurement noise.
+
+The measurement is y = A(x) + σ_y · n with n ~ N(0, I). Everything here works in
+**model space [-1, 1]**: σ_y is a standard deviation in [-1, 1] units. The DPS paper's
+σ_y = 0.05 is in these units (0.025 in [0, 1] image units).
+
+Every operator takes images ``x`` of shape (B, C, H, W) on any device and is batched.
+Linear operators provide ``adjoint`` (Aᵀ, so that ⟨A x, y⟩ = ⟨x, Aᵀ y⟩) and
+``pseudo_inverse`` (an image in x-space that a method such as SDEdit can start from).
+Noise is a separate object (:class:`GaussianNoise`), as in deepinv's ``physics``.
+
+=========================  =====================================  ===============================
+operator                   A(x)                                   output shape
+=========================  =====================================  ===============================
+:class:`Denoising`         x                                      (B, C, H, W)
+:class:`GaussianBlur`      k * x (depthwise, reflect padding)     (B, C, H, W)
+:class:`BoxInpainting`     m ⊙ x, m = 0 inside a centred box      (B, C, H, W)
+:class:`RandomInpainting`  m ⊙ x, m = 1 on a random pixel subset  (B, C, H, W)
+:class:`SuperResolution`   k×k average pooling                    (B, C, H/k, W/k)
+=========================  =====================================  ===============================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "Operator",
+    "Denoising",
+    "GaussianBlur",
+    "BoxInpainting",
+    "RandomInpainting",
+    "SuperResolution",
+    "GaussianNoise",
+    "make_generator",
+]
+
+SeedLike = Union[None, int, torch.Generator]
+
+
+def make_generator(seed: SeedLike) -> torch.Generator:
+    """A CPU ``torch.Generator`` from an int seed (or the generator itself). ``None`` is seed 0."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    if seed is None:
+        seed = 0
+    if not isinstance(seed, int):
+        raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def _check_image(x: torch.Tensor, name: str = "x") -> None:
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name} must be a torch tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}; add a batch axis with {name}[None]")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf values; check how it was computed")
+
+
+class GaussianNoise:
+    """Additive white Gaussian noise n ~ N(0, σ² I), σ = ``std`` in model space [-1, 1]."""
+
+    def __init__(self, std: float = 0.05):
+        if not (isinstance(std, (int, float)) and math.isfinite(std) and std >= 0):
+            raise ValueError(f"std must be a finite number >= 0 (model-space units), got {std!r}")
+        self.std = float(std)
+
+    def __call__(self, y: torch.Tensor, seed: SeedLike = 0) -> torch.Tensor:
+        if self.std == 0:
+            return y.clone()
+        gen = make_generator(seed)
+        noise = torch.randn(y.shape, generator=gen, dtype=torch.float32).to(device=y.device, dtype=y.dtype)
+        return y + self.std * noise
+
+    def __repr__(self) -> str:
+        return f"GaussianNoise(std={self.std})"
+
+
+class Operator:
+    """Base class of forward models. Subclasses implement :meth:`forward`; linear ones :meth:`adjoint`.
+
+    ``image_size`` (if not ``None``) is the (H, W) the operator was built for (masks);
+    ``forward`` checks it. ``linear`` says whether A is linear.
+    """
+
+    linear = True
+    image_size: Optional[tuple] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Aᵀ y. The default uses autograd (exact for linear A): the vector-Jacobian product of ``forward``."""
+        if not self.linear:
+            raise NotImplementedError(f"{type(self).__name__} is not linear: it has no adjoint")
+        shape = self.input_shape_for(y.shape)
+        with torch.enable_grad():
+            x = torch.zeros(shape, device=y.device, dtype=y.dtype, requires_grad=True)
+            (grad,) = torch.autograd.grad(self.forward(x), x, grad_outputs=y)
+        return grad
+
+    def input_shape_for(self, y_shape) -> tuple:
+        """Shape of x such that A(x) has shape ``y_shape`` (identity for same-size operators)."""
+        return tuple(y_shape)
+
+    def output_shape(self, x_shape) -> tuple:
+        """Shape of A(x) for x of shape ``x_shape``."""
+        return tuple(x_shape)
+
+    def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """An x-space image consistent with y (Aᵀ by default): the starting point of SDEdit."""
+        return self.adjoint(y)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+    def measure(self, x: torch.Tensor, noise_std: float = 0.0, seed: SeedLike = 0) -> torch.Tensor:
+        """y = A(x) + σ_y n for x in model space [-1, 1] (checked), σ_y = ``noise_std`` in [-1, 1] units."""
+        _check_image(x)
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1.001 or hi > 1.001:
+            raise ValueError(
+                f"x has values in [{lo:.3g}, {hi:.3g}] but model space [-1, 1] is expected; "
+                "convert [0, 1] images with helpers.data.to_model_space"
+            )
+        return GaussianNoise(noise_std)(self.forward(x), seed)
+
+    def check_measurement(self, y: torch.Tensor, x_shape: Sequence[int], name: str = "measurement") -> None:
+        """Raise a clear error when ``y`` cannot be a measurement of an image of shape ``x_shape``."""
+        _check_image(y, name)
+        expected = self.output_shape(tuple(x_shape))
+        if tuple(y.shape[1:]) != tuple(expected[1:]):
+            raise ValueError(
+                f"{name} has shape {tuple(y.shape)} but {type(self).__name__} maps images of shape "
+                f"{tuple(x_shape)} to {expected}: measure with operator.measure(x) on images of the prior's size"
+            )
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4:
+            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}; add a batch axis with x[None]")
+        if self.image_size is not None and tuple(x.shape[-2:]) != tuple(self.image_size):
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.image_size[0]}×{self.image_size[1]} images but x is "
+                f"{x.shape[-2]}×{x.shape[-1]}: build the operator with image_size={tuple(x.shape[-2:])}"
+            )
+
+
+class Denoising(Operator):
+    """A = I: the measurement is the image plus noise."""
+
+    def forward(self, x):
+        self._check_input(x)
+        return x
+
+    def adjoint(self, y):
+        return y
+
+    def __repr__(self):
+        return "Denoising()"
+
+
+def _gaussian_kernel(kernel_size: int, std: float) -> torch.Tensor:
+    r = torch.arange(kernel_size, dtype=torch.float64) - (kernel_size - 1) / 2
+    g = torch.exp(-0.5 * (r / std) ** 2)
+    k = torch.outer(g, g)
+    return k / k.sum()
+
+
+class GaussianBlur(Operator):
+    """Depthwise convolution with a normalised Gaussian kernel (deconvolution task).
+
+    DPS's setting for 256×256 FFHQ is ``kernel_size=61, std=3.0`` with reflection padding
+    (:meth:`dps_setting` scales it to other sizes). The kernel is the same for every
+    channel. ``padding`` is ``"reflect"`` (as DPS), ``"circular"`` or ``"zeros"``; the
+    adjoint is computed exactly by autograd, so it is correct for every padding.
+    """
+
+    def __init__(self, kernel_size: int = 61, std: float = 3.0, padding: str = "reflect"):
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
+        if not std > 0:
+            raise ValueError(f"std must be > 0 (pixels), got {std!r}")
+        if padding not in ("reflect", "circular", "zeros"):
+            raise ValueError(f"padding={padding!r} is unknown; use 'reflect', 'circular' or 'zeros'")
+        self.kernel_size, self.std, self.padding = kernel_size, float(std), padding
+        self.kernel = _gaussian_kernel(kernel_size, std).float()
+
+    @classmethod
+    def dps_setting(cls, image_size: int) -> "GaussianBlur":
+        """DPS's blur (61×61, std 3.0 at 256 px) scaled to ``image_size``: std ∝ size, kernel ±3 std (odd)."""
+        std = 3.0 * image_size / 256
+        half = max(1, min(30, math.ceil(3 * std)))
+        return cls(kernel_size=2 * half + 1, std=std)
+
+    def forward(self, x):
+        self._check_input(x)
+        c = x.shape[1]
+        pad = self.kernel_size // 2
+        if pad >= min(x.shape[-2:]) and self.padding == "reflect":
+            raise ValueError(
+                f"kernel_size={self.kernel_size} is too large for {x.shape[-2]}×{x.shape[-1]} images with reflect "
+                "padding: use a kernel smaller than twice the image size (e.g. GaussianBlur.dps_setting(size))"
+            )
+        w = self.kernel.to(device=x.device, dtype=x.dtype).expand(c, 1, -1, -1)
+        if self.padding == "zeros":
+            return F.conv2d(x, w, padding=pad, groups=c)
+        return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode=self.padding), w, groups=c)
+
+    def pseudo_inverse(self, y):
+        """The blurred image itself (a blur has no stable inverse; SDEdit starts from y)."""
+        return y
+
+    def __repr__(self):
+        return f"GaussianBlur(kernel_size={self.kernel_size}, std={self.std:g}, padding={self.padding!r})"
+
+
+class _MaskOperator(Operator):
+    """A = diag(m): keeps pixels where the mask is 1. Self-adjoint; the pseudo-inverse is m ⊙ y."""
+
+    mask: torch.Tensor  # (1, 1, H, W), float 0/1
+
+    def forward(self, x):
+        self._check_input(x)
+        return x * self.mask.to(device=x.device, dtype=x.dtype)
+
+    def adjoint(self, y):
+        return self.forward(y)
+
+    @property
+    def kept_fraction(self) -> float:
+        return float(self.mask.mean())
+
+
+class BoxInpainting(_MaskOperator):
+    """Removes a centred square box of ``box_size`` pixels (DPS: 128 of 256, i.e. half the side).
+
+    ``center=(row, col)`` moves the box (e.g. over the eyes or the mouth). Masked pixels are 0
+    (grey in model space) in the measurement.
+    """
+
+    def __init__(self, image_size: Union[int, tuple], box_size: Union[int, tuple], center: Optional[tuple] = None):
+        h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        bh, bw = (box_size, box_size) if isinstance(box_size, int) else tuple(box_size)
+        if not (0 < bh <= h and 0 < bw <= w):
+            raise ValueError(f"box_size={box_size!r} must be positive and fit in image_size={image_size!r}")
+        cy, cx = center if center is not None else (h / 2, w / 2)
+        top, left = int(round(cy - bh / 2)), int(round(cx - bw / 2))
+        if top < 0 or left < 0 or top + bh > h or left + bw > w:
+            raise ValueError(f"a box of {bh}×{bw} centred at {center} does not fit in a {h}×{w} image")
+        mask = torch.ones(1, 1, h, w)
+        mask[..., top : top + bh, left : left + bw] = 0
+        self.image_size, self.box_size, self.box = (h, w), (bh, bw), (top, left, bh, bw)
+        self.mask = mask
+
+    def __repr__(self):
+        return f"BoxInpainting(image_size={self.image_size}, box (top, left, h, w)={self.box})"
+
+
+class RandomInpainting(_MaskOperator):
+    """Keeps a random ``keep_fraction`` of the pixels (same pixels in every channel and image).
+
+    The DPS paper drops 92% of the pixels (``keep_fraction=0.08``); its default config 30–70%.
+    The mask is drawn once from ``seed``.
+    """
+
+    def __init__(self, image_size: Union[int, tuple], keep_fraction: float = 0.3, seed: SeedLike = 0):
+        h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if not 0 < keep_fraction <= 1:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}")
+        gen = make_generator(seed)
+        n_keep = max(1, int(round(keep_fraction * h * w)))
+        idx = torch.randperm(h * w, generator=gen)[:n_keep]
+        mask = torch.zeros(h * w)
+        mask[idx] = 1
+        self.image_size, self.keep_fraction = (h, w), float(keep_fraction)
+        self.mask = mask.reshape(1, 1, h, w)
+
+    def __repr__(self):
+        return f"RandomInpainting(image_size={self.image_size}, keep_fraction={self.keep_fraction})"
+
+
+class SuperResolution(Operator):
+    """Downsampling by ``factor`` × ``factor`` average pooling: (B, C, H, W) → (B, C, H/k, W/k).
+
+    Aᵀ spreads each low-res pixel over its k×k block divided by k², so A Aᵀ = I/k² and the
+    pseudo-inverse is k² Aᵀ: nearest-neighbour upsampling (the SDEdit start).
+    """
+
+    def __init__(self, factor: int = 4):
+        if not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"factor must be a positive integer, got {factor!r}")
+        self.factor = factor
+
+    def _check_divisible(self, x):
+        if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
+            raise ValueError(
+                f"image size {x.shape[-2]}×{x.shape[-1]} is not divisible by factor={self.factor}; "
+                "choose a factor that divides the image size"
+            )
+
+    def forward(self, x):
+        self._check_input(x)
+        self._check_divisible(x)
+        return F.avg_pool2d(x, self.factor)
+
+    def adjoint(self, y):
+        return F.interpolate(y, scale_factor=self.factor, mode="nearest") / self.factor**2
+
+    def pseudo_inverse(self, y):
+        return F.interpolate(y, scale_factor=self.factor, mode="nearest")
+
+    def output_shape(self, x_shape):
+        b, c, h, w = x_shape
+        return (b, c, h // self.factor, w // self.factor)
+
+    def input_shape_for(self, y_shape):
+        b, c, h, w = y_shape
+        return (b, c, h * self.factor, w * self.factor)
+
+    def __repr__(self):
+        return f"SuperResolution(factor={self.factor})"

@@ -1,0 +1,704 @@
+"""Train the course's small DDPM priors (cartoon faces, MNIST digits) on a CPU.
+
+The shipped priors ``helpers/pretrained/faces`` and ``helpers/pretrained/mnist``
+were made by this module, so every notebook runs offline with weights whose
+provenance is known. The recipe is the one of Ho et al. (2020) and google's
+``ddpm-*`` models, scaled down:
+
+* network: a diffusers :class:`~diffusers.UNet2DModel` that predicts the noise ε
+  (*epsilon prediction*), input and output ``(B, C, 32, 32)``;
+* noise schedule: linear β from 1e-4 to 0.02 over T = 1000 steps,
+  x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε with ε ~ N(0, I);
+* objective: ``mean((ε_θ(x_t, t) − ε)²)`` with t uniform in {0, …, 999};
+* data in *model space* [-1, 1] (images in [0, 1] are mapped by ``2x − 1``);
+* AdamW with a short linear warm-up, gradient clipping at 1.0, and an
+  exponential moving average (EMA) of the weights, which is what gets exported.
+
+Training is **resumable**: every few minutes (and at the end) the model, its EMA,
+the optimiser, the step, all random-number-generator states and the loss log are
+written atomically to a checkpoint; starting again with the same checkpoint
+directory continues exactly where the last checkpoint left off (bit-for-bit the
+same run as an uninterrupted one). ``--max-minutes`` is a wall-clock budget that
+counts the time of earlier (resumed) sessions too.
+
+Command line::
+
+    python -m helpers.train --dataset mnist --out helpers/pretrained/mnist --max-minutes 45 --threads 1
+    python -m helpers.train --dataset faces --out helpers/pretrained/faces --max-minutes 95 --threads 2
+
+The export (``--out``) is a diffusers pipeline layout that
+``helpers.priors.load_prior`` and ``diffusers.DDPMPipeline`` understand::
+
+    out/unet/config.json, out/unet/diffusion_pytorch_model.safetensors   (EMA weights, fp32)
+    out/scheduler/scheduler_config.json                                  (DDPMScheduler)
+    out/training_log.csv, out/loss_curve.png, out/training_info.json
+
+From Python::
+
+    from helpers.train import TrainConfig, train
+    result = train(TrainConfig(dataset="mnist", out="my_prior", max_minutes=5))
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import io
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "MODEL_PRESETS",
+    "DEFAULT_HPARAMS",
+    "build_unet",
+    "make_scheduler",
+    "linear_betas",
+    "diffusion_loss",
+    "load_images",
+    "export_prior",
+    "train",
+    "main",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Keyword arguments of :class:`diffusers.UNet2DModel` per dataset (``in_channels``
+#: and ``out_channels`` are filled in from the data). Both use self-attention only
+#: at the 8×8 resolution, which is cheap on a CPU; measured on one thread of the
+#: course machine, a training step at batch 64 takes ≈ 0.8 s (mnist, 1.8 M
+#: parameters) and ≈ 1.0 s (faces, 2.7 M parameters).
+MODEL_PRESETS: Dict[str, Dict[str, Any]] = {
+    "mnist": dict(
+        sample_size=32,
+        block_out_channels=(32, 64, 96),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+    ),
+    "faces": dict(
+        sample_size=32,
+        block_out_channels=(32, 64, 128),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+    ),
+}
+
+#: Per-dataset defaults for the options left as ``None`` in :class:`TrainConfig`.
+DEFAULT_HPARAMS: Dict[str, Dict[str, Any]] = {
+    "mnist": dict(lr=1e-3, hflip=False),
+    "faces": dict(lr=6e-4, hflip=True),
+    "custom": dict(lr=5e-4, hflip=False),
+}
+
+NUM_TRAIN_TIMESTEPS = 1000
+BETA_START = 1e-4
+BETA_END = 0.02
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Attributes
+    ----------
+    dataset:
+        ``"faces"`` (cartoon faces, 3×32×32, ``helpers.data.face_dataset(split="train")``),
+        ``"mnist"`` (digits, 1×32×32, ``helpers.data.mnist_digits(split="train")``) or
+        ``"custom"`` (use :attr:`images`). Selects the model preset and defaults.
+    out:
+        Directory for the exported prior (EMA weights in diffusers layout, logs,
+        info). ``None``: do not export.
+    steps:
+        Stop after this many optimiser steps in total (resumed steps count).
+        ``None``: no step limit (then set :attr:`max_minutes`).
+    max_minutes:
+        Wall-clock budget in minutes for the training loop, summed over all
+        resumed sessions (data loading and export are not counted). ``None``: no
+        time limit. Whichever of ``steps`` / ``max_minutes`` is hit first stops
+        the run, which then checkpoints and exports.
+    batch_size:
+        Images per optimiser step. Each epoch is a fresh random permutation of
+        the images; the last partial batch of an epoch is skipped.
+    lr:
+        Peak AdamW learning rate, reached after :attr:`warmup_steps` linear
+        warm-up steps and kept constant afterwards. ``None``: dataset default
+        (:data:`DEFAULT_HPARAMS`).
+    warmup_steps, weight_decay, grad_clip:
+        Linear warm-up length; AdamW weight decay; max global gradient norm
+        (``None`` or 0 disables clipping).
+    ema_decay:
+        EMA decay; the decay used at EMA update n is ``min(ema_decay, (1+n)/(10+n))``
+        so early averages are not dominated by the random initialisation.
+    hflip:
+        Random horizontal flips as augmentation (fine for the symmetric faces, not
+        for digits). ``None``: dataset default.
+    seed:
+        Seeds the initialisation, the data order, t, ε and the flips.
+    threads:
+        ``torch.set_num_threads`` for this process (``None``: leave as is). Two
+        concurrent runs on a 2-core machine should use 1 each.
+    checkpoint_dir:
+        Where checkpoints (``checkpoint.pt``) and the running loss log
+        (``training_log.csv``) are written, and resumed from if present.
+        ``None``: ``<repo>/checkpoints/<dataset>/`` (git-ignored). ``""``
+        disables checkpointing and resuming.
+    checkpoint_every_minutes:
+        Wall-clock interval between checkpoints (one is always written at the end).
+    checkpoint_every_steps:
+        Additionally checkpoint every this many steps (``None``: only time-based).
+    resume:
+        Resume from an existing checkpoint in :attr:`checkpoint_dir`.
+    progress:
+        Show a tqdm progress bar; otherwise print a status line about once a minute.
+    model_config:
+        Keyword arguments for :class:`diffusers.UNet2DModel` overriding the preset
+        (e.g. a tiny network for tests). ``in_channels``/``out_channels`` default to
+        the data's channel count.
+    images:
+        In-memory training images, float array/tensor ``(N, C, H, W)`` in [0, 1];
+        used when given (whatever :attr:`dataset` says). Handy for tests.
+    dataset_kwargs:
+        Extra keyword arguments for the ``helpers.data`` loader (e.g. ``{"n": 5000}``).
+    command:
+        The command line that started the run, recorded in ``training_info.json``.
+    """
+
+    dataset: str = "faces"
+    out: Optional[str] = None
+    steps: Optional[int] = None
+    max_minutes: Optional[float] = None
+    batch_size: int = 64
+    lr: Optional[float] = None
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: Optional[float] = 1.0
+    ema_decay: float = 0.999
+    hflip: Optional[bool] = None
+    seed: int = 0
+    threads: Optional[int] = None
+    checkpoint_dir: Optional[str] = None
+    checkpoint_every_minutes: float = 3.0
+    checkpoint_every_steps: Optional[int] = None
+    resume: bool = True
+    progress: bool = True
+    model_config: Optional[Dict[str, Any]] = None
+    images: Any = field(default=None, repr=False)
+    dataset_kwargs: Dict[str, Any] = field(default_factory=dict)
+    command: Optional[str] = None
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    ``model`` and ``ema_model`` are the trained networks (``ema_model`` is the one
+    that gets exported); ``step`` the number of optimiser steps done in total;
+    ``log`` the loss log as a list of ``(step, loss, ema_loss, wall_seconds)``;
+    ``wall_seconds`` the training time summed over resumed sessions; ``out`` the
+    export directory (or ``None``); ``stopped_by`` is ``"steps"``, ``"time"`` or
+    ``"signal"``.
+    """
+
+    model: torch.nn.Module
+    ema_model: torch.nn.Module
+    step: int
+    log: List[tuple]
+    wall_seconds: float
+    out: Optional[Path]
+    stopped_by: str
+
+
+# --------------------------------------------------------------------------- #
+# Schedule, model, loss
+# --------------------------------------------------------------------------- #
+def linear_betas(num_train_timesteps: int = NUM_TRAIN_TIMESTEPS, beta_start: float = BETA_START,
+                 beta_end: float = BETA_END) -> torch.Tensor:
+    """The linear β schedule as a float64 tensor of shape ``(T,)`` (same values as diffusers')."""
+    return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+
+
+def make_scheduler():
+    """The :class:`diffusers.DDPMScheduler` that describes the trained priors.
+
+    Linear β 1e-4 → 0.02 over 1000 steps, ``variance_type="fixed_small"``,
+    ``clip_sample=True``, epsilon prediction (as google's ``ddpm-celebahq-256``).
+    """
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
+        num_train_timesteps=NUM_TRAIN_TIMESTEPS,
+        beta_start=BETA_START,
+        beta_end=BETA_END,
+        beta_schedule="linear",
+        variance_type="fixed_small",
+        clip_sample=True,
+        prediction_type="epsilon",
+    )
+
+
+def build_unet(dataset: str = "faces", in_channels: int = 3, model_config: Optional[Dict[str, Any]] = None):
+    """Create the (randomly initialised) :class:`diffusers.UNet2DModel`.
+
+    The preset of ``dataset`` (:data:`MODEL_PRESETS`; ``"custom"`` uses the faces
+    preset) is updated with ``model_config``; ``in_channels``/``out_channels``
+    default to ``in_channels``. The caller seeds torch beforehand.
+    """
+    from diffusers import UNet2DModel
+
+    kwargs = dict(MODEL_PRESETS.get(dataset, MODEL_PRESETS["faces"]))
+    kwargs.update(model_config or {})
+    kwargs.setdefault("in_channels", in_channels)
+    kwargs.setdefault("out_channels", kwargs["in_channels"])
+    return UNet2DModel(**kwargs)
+
+
+def diffusion_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                   alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """The DDPM "simple" loss ``mean((ε_θ(√ᾱ_t x0 + √(1−ᾱ_t) ε, t) − ε)²)``.
+
+    ``x0`` and ``noise``: ``(B, C, H, W)``, ``x0`` in [-1, 1]; ``t``: int64 ``(B,)``
+    in [0, T−1]; ``alphas_cumprod``: ``(T,)``. Returns a scalar tensor.
+    """
+    a = alphas_cumprod.to(x0.dtype)[t].view(-1, 1, 1, 1)
+    xt = a.sqrt() * x0 + (1.0 - a).sqrt() * noise
+    pred = model(xt, t).sample
+    return torch.mean((pred - noise) ** 2)
+
+
+# --------------------------------------------------------------------------- #
+# Data
+# --------------------------------------------------------------------------- #
+def load_images(config: TrainConfig, progress: bool = True) -> torch.Tensor:
+    """Training images in model space: float32 tensor ``(N, C, H, W)`` in [-1, 1].
+
+    ``config.images`` (in [0, 1]) if given, else ``helpers.data.face_dataset`` /
+    ``helpers.data.mnist_digits`` with split ``"train"``.
+    """
+    if config.images is not None:
+        x = torch.as_tensor(np.asarray(config.images, dtype=np.float32))
+    elif config.dataset == "mnist":
+        from helpers.data import mnist_digits
+
+        kw = dict(split="train", size=32)
+        kw.update(config.dataset_kwargs)
+        x, _ = mnist_digits(**kw)
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    elif config.dataset == "faces":
+        from helpers.data import face_dataset
+
+        kw = dict(split="train", size=32, progress=progress)
+        kw.update(config.dataset_kwargs)
+        x, _ = face_dataset(**kw)
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    else:
+        raise ValueError(f"dataset={config.dataset!r} needs config.images (or use 'faces' / 'mnist')")
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if x.min() < -1e-3 or x.max() > 1 + 1e-3:
+        raise ValueError("images must lie in [0, 1]")
+    return (x * 2.0 - 1.0).contiguous()
+
+
+class _Batches:
+    """Deterministic epoch-permutation batch sampler driven by a ``torch.Generator``.
+
+    Its whole state (the current permutation and position) is saved in checkpoints.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        if n < batch_size:
+            raise ValueError(f"need at least batch_size={batch_size} images, got {n}")
+        self.n, self.batch_size, self.g = n, batch_size, generator
+        self.perm: Optional[torch.Tensor] = None
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self.perm is None or self.pos + self.batch_size > self.n:
+            self.perm = torch.randperm(self.n, generator=self.g)
+            self.pos = 0
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, s: Dict[str, Any]) -> None:
+        self.perm, self.pos = s["perm"], int(s["pos"])
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints and logs
+# --------------------------------------------------------------------------- #
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_log_csv(path: Path, log: Sequence[tuple]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", "loss", "ema_loss", "wall_seconds"])
+    for step, loss, ema_loss, wall in log:
+        w.writerow([step, f"{loss:.6g}", f"{ema_loss:.6g}", f"{wall:.2f}"])
+    _atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _resolve_checkpoint_dir(config: TrainConfig) -> Optional[Path]:
+    if config.checkpoint_dir == "":
+        return None
+    if config.checkpoint_dir is None:
+        return REPO_ROOT / "checkpoints" / config.dataset
+    return Path(config.checkpoint_dir)
+
+
+def _save_checkpoint(ckpt_dir: Path, state: Dict[str, Any], log: Sequence[tuple]) -> None:
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    _atomic_write_bytes(ckpt_dir / "checkpoint.pt", buf.getvalue())
+    _write_log_csv(ckpt_dir / "training_log.csv", log)
+
+
+def _plot_loss(log: Sequence[tuple], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if not log:
+        return
+    steps = np.array([r[0] for r in log])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [r[1] for r in log], lw=0.5, alpha=0.35, label="loss (per step)")
+    ax.plot(steps, [r[2] for r in log], lw=1.5, label="EMA-smoothed loss")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("MSE of predicted noise")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _hardware_string() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__} "
+            f"with {torch.get_num_threads()} thread(s); {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}")
+
+
+def export_prior(ema_model, out: os.PathLike, log: Sequence[tuple] = (), info: Optional[Dict[str, Any]] = None) -> Path:
+    """Write a prior directory in diffusers pipeline layout.
+
+    ``out/unet`` (``ema_model.save_pretrained``, fp32 safetensors),
+    ``out/scheduler`` (:func:`make_scheduler`), ``out/training_log.csv``,
+    ``out/loss_curve.png`` and ``out/training_info.json`` (``info``). Returns ``out``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ema_model.save_pretrained(out / "unet", safe_serialization=True)
+    make_scheduler().save_pretrained(out / "scheduler")
+    _write_log_csv(out / "training_log.csv", log)
+    title = f"DDPM training loss ({info.get('dataset', '')})" if info else "DDPM training loss"
+    try:
+        _plot_loss(log, out / "loss_curve.png", title)
+    except Exception as exc:  # plotting must never lose a trained model
+        print(f"[train] could not plot the loss curve: {exc}", file=sys.stderr)
+    if info is not None:
+        _atomic_write_bytes(out / "training_info.json", (json.dumps(info, indent=2) + "\n").encode())
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Training loop
+# --------------------------------------------------------------------------- #
+@torch.no_grad()
+def _ema_update(ema_params: List[torch.Tensor], params: List[torch.Tensor], decay: float) -> None:
+    torch._foreach_mul_(ema_params, decay)
+    torch._foreach_add_(ema_params, params, alpha=1.0 - decay)
+
+
+def _rng_states() -> Dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_states(s: Dict[str, Any]) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+
+
+def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -> TrainResult:
+    """Train (or resume training) a DDPM prior as described by ``config``.
+
+    Steps: load the images (model space [-1, 1]); build the UNet of the dataset's
+    preset with seed ``config.seed``; resume from ``checkpoint_dir/checkpoint.pt``
+    if it exists; loop until ``config.steps`` or ``config.max_minutes`` (or
+    ``stop_flag()`` returns True, e.g. after SIGTERM); write a final checkpoint;
+    export the EMA weights to ``config.out``. Returns a :class:`TrainResult`.
+
+    A run resumed from a checkpoint reproduces an uninterrupted run exactly
+    (same parameters, EMA, optimiser state and loss log), given the same config.
+    """
+    if config.steps is None and config.max_minutes is None and stop_flag is None:
+        raise ValueError("set config.steps and/or config.max_minutes")
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    hp = dict(DEFAULT_HPARAMS.get(config.dataset, DEFAULT_HPARAMS["custom"]))
+    lr = float(config.lr if config.lr is not None else hp["lr"])
+    hflip = bool(config.hflip if config.hflip is not None else hp["hflip"])
+
+    data = load_images(config, progress=config.progress)
+    n_images, channels = data.shape[0], data.shape[1]
+
+    # Seeded initialisation: the model is built from the same seed whether or not we resume.
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    model = build_unet(config.dataset, in_channels=channels, model_config=config.model_config)
+    model.train()
+    ema_model = copy.deepcopy(model).eval().requires_grad_(False)
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed)
+    batches = _Batches(n_images, config.batch_size, gen)
+    alphas_cumprod = torch.cumprod(1.0 - linear_betas(), dim=0).to(torch.float32)
+
+    step, wall_done, log, ema_updates = 0, 0.0, [], 0
+    ckpt_dir = _resolve_checkpoint_dir(config)
+    ckpt_path = ckpt_dir / "checkpoint.pt" if ckpt_dir is not None else None
+    resumed_from = None
+    if config.resume and ckpt_path is not None and ckpt_path.exists():
+        s = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(s["model"])
+        ema_model.load_state_dict(s["ema"])
+        opt.load_state_dict(s["optimizer"])
+        gen.set_state(s["generator"])
+        batches.load_state_dict(s["batches"])
+        _set_rng_states(s["rng"])
+        step, wall_done, log, ema_updates = int(s["step"]), float(s["wall_seconds"]), list(s["log"]), int(s["ema_updates"])
+        resumed_from = step
+        print(f"[train] resumed from {ckpt_path} at step {step} ({wall_done / 60:.1f} min done)", flush=True)
+
+    params = [p for p in model.parameters()]
+    ema_params = [p for p in ema_model.parameters()]
+
+    def make_state() -> Dict[str, Any]:
+        return {
+            "model": model.state_dict(), "ema": ema_model.state_dict(), "optimizer": opt.state_dict(),
+            "generator": gen.get_state(), "batches": batches.state_dict(), "rng": _rng_states(),
+            "step": step, "wall_seconds": wall_done + (time.time() - t_start), "log": log,
+            "ema_updates": ema_updates, "config": _config_record(config, lr, hflip),
+        }
+
+    budget_s = config.max_minutes * 60.0 if config.max_minutes is not None else math.inf
+    max_steps = config.steps if config.steps is not None else sys.maxsize
+    bar = None
+    if config.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=step, desc=f"train {config.dataset}", unit="step", dynamic_ncols=True)
+
+    t_start = time.time()
+    last_ckpt = t_start
+    last_print = t_start
+    ema_loss = log[-1][2] if log else None
+    stopped_by = "steps"
+    print(f"[train] {config.dataset}: {n_images} images {tuple(data.shape[1:])}, {n_params / 1e6:.2f} M params, "
+          f"batch {config.batch_size}, lr {lr:g}, hflip {hflip}, threads {torch.get_num_threads()}", flush=True)
+    while True:
+        elapsed = wall_done + (time.time() - t_start)
+        if step >= max_steps:
+            stopped_by = "steps"
+            break
+        if elapsed >= budget_s:
+            stopped_by = "time"
+            break
+        if stop_flag is not None and stop_flag():
+            stopped_by = "signal"
+            break
+
+        idx = batches.next()
+        x0 = data[idx]
+        if hflip:
+            flip = torch.rand(x0.shape[0], generator=gen) < 0.5
+            x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+        t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (x0.shape[0],), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+
+        cur_lr = lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
+        for g in opt.param_groups:
+            g["lr"] = cur_lr
+        loss = diffusion_loss(model, x0, t, noise, alphas_cumprod)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        decay = min(config.ema_decay, (1 + ema_updates) / (10 + ema_updates))
+        _ema_update(ema_params, params, decay)
+        ema_updates += 1
+        step += 1
+
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise FloatingPointError(f"loss became {lv} at step {step}; lower the learning rate")
+        ema_loss = lv if ema_loss is None else 0.99 * ema_loss + 0.01 * lv
+        now = time.time()
+        log.append((step, lv, ema_loss, wall_done + (now - t_start)))
+
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{lv:.4f}", ema=f"{ema_loss:.4f}")
+        elif now - last_print >= 60:
+            el = wall_done + (now - t_start)
+            recent = [r for r in log[-200:]]
+            sps = (recent[-1][3] - recent[0][3]) / max(1, len(recent) - 1)
+            print(f"[train] step {step}  loss {lv:.4f}  ema_loss {ema_loss:.4f}  {el / 60:.1f} min  "
+                  f"{sps:.2f} s/step", flush=True)
+            last_print = now
+        if ckpt_dir is not None and (
+            now - last_ckpt >= config.checkpoint_every_minutes * 60
+            or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0)
+        ):
+            _save_checkpoint(ckpt_dir, make_state(), log)
+            last_ckpt = time.time()
+    if bar is not None:
+        bar.close()
+
+    wall_total = wall_done + (time.time() - t_start)
+    if ckpt_dir is not None:
+        _save_checkpoint(ckpt_dir, make_state(), log)
+    print(f"[train] stopped ({stopped_by}) at step {step} after {wall_total / 60:.1f} min; "
+          f"ema_loss {ema_loss if ema_loss is not None else float('nan'):.4f}", flush=True)
+
+    out = None
+    if config.out:
+        info = {
+            "dataset": config.dataset,
+            "n_images": int(n_images),
+            "image_shape": list(data.shape[1:]),
+            "model_space": "[-1, 1]",
+            "params": int(n_params),
+            "unet_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(ema_model.config).items()
+                            if not k.startswith("_")},
+            "steps": int(step),
+            "batch_size": config.batch_size,
+            "lr": lr,
+            "warmup_steps": config.warmup_steps,
+            "optimizer": f"AdamW(weight_decay={config.weight_decay}), grad clip {config.grad_clip}",
+            "ema_decay": config.ema_decay,
+            "hflip": hflip,
+            "seed": config.seed,
+            "objective": "epsilon prediction, MSE, t ~ U{0..999}, linear beta 1e-4 -> 0.02 over 1000 steps",
+            "weights": "EMA",
+            "wall_seconds": round(wall_total, 1),
+            "stopped_by": stopped_by,
+            "resumed_from_step": resumed_from,
+            "final_ema_loss": ema_loss,
+            "hardware": _hardware_string(),
+            "command": config.command,
+            "exported_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        out = export_prior(ema_model, config.out, log, info)
+        print(f"[train] exported EMA weights to {out}", flush=True)
+    return TrainResult(model=model, ema_model=ema_model, step=step, log=log, wall_seconds=wall_total,
+                       out=out, stopped_by=stopped_by)
+
+
+def _config_record(config: TrainConfig, lr: float, hflip: bool) -> Dict[str, Any]:
+    d = asdict(config)
+    d.pop("images", None)
+    d["lr"], d["hflip"] = lr, hflip
+    return d
+
+
+# --------------------------------------------------------------------------- #
+# Command line
+# --------------------------------------------------------------------------- #
+def _parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", choices=["faces", "mnist"], required=True, help="training images")
+    p.add_argument("--out", required=True, help="export directory (diffusers layout, EMA weights)")
+    p.add_argument("--steps", type=int, default=None, help="total optimiser steps (resumed steps count)")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget, resumed time counts")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: per dataset)")
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--checkpoint-dir", default=None, help="default: <repo>/checkpoints/<dataset>/")
+    p.add_argument("--checkpoint-every-minutes", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar; print a status line each minute")
+    p.add_argument("--export-only", action="store_true",
+                   help="do not train: export the EMA weights of the existing checkpoint to --out")
+    args = p.parse_args(argv)
+    if args.steps is None and args.max_minutes is None and not args.export_only:
+        p.error("give --steps and/or --max-minutes")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
+    """Entry point of ``python -m helpers.train`` (see the module docstring)."""
+    args = _parse_args(argv)
+    command = "python -m helpers.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    config = TrainConfig(
+        dataset=args.dataset, out=args.out, steps=args.steps, max_minutes=args.max_minutes,
+        batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay,
+        seed=args.seed, threads=args.threads, checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every_minutes=args.checkpoint_every_minutes, resume=not args.no_resume,
+        progress=not args.no_progress, command=command,
+    )
+    stop = {"flag": False}
+    if args.export_only:
+        config.steps = 0  # resume, do no step, write the checkpoint back and export
+        config.max_minutes = None
+    else:
+        def _handler(signum, frame):  # finish the current step, checkpoint, export
+            print(f"[train] got signal {signum}: stopping after this step", flush=True)
+            stop["flag"] = True
+
+        signal.signal(signal.SIGTERM, _handler)
+        signal.signal(signal.SIGINT, _handler)
+    return train(config, stop_flag=lambda: stop["flag"])
+
+
+if __name__ == "__main__":
+    main()

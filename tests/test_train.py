@@ -1,0 +1,130 @@
+"""Tests of :mod:`helpers.train` with a tiny UNet and in-memory images (CPU, no network)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.train import (
+    TrainConfig,
+    diffusion_loss,
+    linear_betas,
+    main,
+    train,
+)
+
+TINY = dict(
+    sample_size=16,
+    block_out_channels=(16, 32),
+    layers_per_block=1,
+    down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    norm_num_groups=8,
+)
+
+
+def _images(n: int = 48, c: int = 1, size: int = 16, seed: int = 0) -> np.ndarray:
+    """Smooth, structured toy images in [0, 1]: shifted blobs (N, C, size, size)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    out = np.empty((n, c, size, size), np.float32)
+    for i in range(n):
+        cy, cx = rng.uniform(0.3, 0.7, 2)
+        for ch in range(c):
+            out[i, ch] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.05)
+    return out
+
+
+def _config(tmp_path, name: str, **kw) -> TrainConfig:
+    base = dict(
+        dataset="custom", images=_images(), model_config=TINY, batch_size=8, lr=2e-3, warmup_steps=5,
+        checkpoint_dir=str(tmp_path / name), progress=False, seed=0,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@torch.no_grad()
+def _fixed_loss(model, images: np.ndarray) -> float:
+    """Mean loss over fixed images, timesteps and noise (deterministic)."""
+    x0 = torch.as_tensor(images) * 2 - 1
+    g = torch.Generator().manual_seed(123)
+    acp = torch.cumprod(1 - linear_betas(), 0).float()
+    losses = []
+    for t_val in (50, 200, 400, 700):
+        t = torch.full((x0.shape[0],), t_val, dtype=torch.long)
+        noise = torch.randn(x0.shape, generator=g)
+        losses.append(float(diffusion_loss(model.eval(), x0, t, noise, acp)))
+    return float(np.mean(losses))
+
+
+def test_linear_betas_match_ddpm():
+    b = linear_betas()
+    assert b.shape == (1000,)
+    assert b[0].item() == pytest.approx(1e-4) and b[-1].item() == pytest.approx(0.02)
+
+
+def test_training_lowers_the_loss(tmp_path):
+    imgs = _images()
+    before = train(_config(tmp_path, "a", images=imgs, steps=0, checkpoint_dir=""))
+    after = train(_config(tmp_path, "b", images=imgs, steps=40, checkpoint_dir=""))
+    l0, l1 = _fixed_loss(before.model, imgs), _fixed_loss(after.model, imgs)
+    assert l1 < 0.8 * l0, (l0, l1)
+    # the log has one row per step and finite values
+    assert [r[0] for r in after.log] == list(range(1, 41))
+    assert all(np.isfinite(r[1]) and np.isfinite(r[2]) for r in after.log)
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    full = train(_config(tmp_path, "full", steps=20, hflip=True))
+    # first session: 10 steps with checkpointing, then a new session continues to 20
+    part1 = train(_config(tmp_path, "split", steps=10, hflip=True, checkpoint_every_steps=5))
+    assert part1.step == 10
+    torch.manual_seed(999)  # disturb the global RNG: the checkpoint must restore it
+    part2 = train(_config(tmp_path, "split", steps=20, hflip=True))
+    assert part2.step == full.step == 20
+    for a, b in zip(full.model.state_dict().values(), part2.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(full.ema_model.state_dict().values(), part2.ema_model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [r[:3] for r in full.log] == [r[:3] for r in part2.log]
+    # the running CSV log next to the checkpoint has all 20 rows
+    with open(tmp_path / "split" / "training_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(1, 21))
+
+
+def test_time_budget_stops_and_counts(tmp_path):
+    res = train(_config(tmp_path, "t", max_minutes=0.02))  # ~1.2 s
+    assert res.stopped_by == "time" and res.step >= 1
+    # resuming with the same budget does no further step
+    res2 = train(_config(tmp_path, "t", max_minutes=0.02))
+    assert res2.step == res.step
+
+
+def test_export_loads_in_diffusers(tmp_path):
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    out = tmp_path / "prior"
+    res = train(_config(tmp_path, "e", steps=3, out=str(out), images=_images(c=3)))
+    unet = UNet2DModel.from_pretrained(out / "unet")
+    assert unet.config.in_channels == 3 and unet.config.sample_size == 16
+    for a, b in zip(unet.state_dict().values(), res.ema_model.state_dict().values()):
+        assert torch.equal(a, b)
+    sched = DDPMScheduler.from_pretrained(out / "scheduler")
+    assert sched.config.num_train_timesteps == 1000
+    assert sched.config.prediction_type == "epsilon"
+    assert sched.config.variance_type == "fixed_small"
+    assert torch.allclose(sched.betas.double(), linear_betas(), atol=1e-7)
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["steps"] == 3 and info["params"] == sum(p.numel() for p in unet.parameters())
+    assert (out / "training_log.csv").exists() and (out / "loss_curve.png").exists()
+
+
+def test_cli_requires_a_budget():
+    with pytest.raises(SystemExit):
+        main(["--dataset", "mnist", "--out", "x"])
