@@ -33,7 +33,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -464,13 +464,15 @@ def render_face_attrs(
 
 
 def face_attr_names(attrs: dict[str, Any], i: int | None = None) -> dict[str, str]:
-    """Class names for one face's attribute indices.
+    """Class names for one face's attribute indices (keys of :data:`FACE_ATTRIBUTES` only).
 
     ``attrs`` is a dict from :func:`render_face`, or the dict of arrays from
     :func:`face_dataset` together with the row ``i``.
     """
     out = {}
     for key, idx in attrs.items():
+        if key not in FACE_ATTRIBUTES:  # e.g. "seed"
+            continue
         if i is not None:
             idx = idx[i]
         idx = int(idx)

@@ -112,6 +112,10 @@ def test_face_attr_names():
     _, attrs = D.render_face(3)
     names = D.face_attr_names(attrs)
     assert names["eyes"] in D.FACE_EYES and names["mouth"] in D.FACE_MOUTHS
+    assert set(names) == set(D.FACE_ATTRIBUTES)
+    batch = {k: np.array([v, v]) for k, v in attrs.items()}
+    batch["seed"] = np.array([3, 3])
+    assert D.face_attr_names(batch, 1) == names
 
 
 def test_train_and_test_seeds_are_disjoint():

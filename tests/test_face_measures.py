@@ -49,7 +49,7 @@ def test_classifiers_accuracy_on_held_out_faces(clf, test):
     acc = clf.accuracy(x, attrs)
     assert acc["eyes"] >= 0.85, acc
     assert acc["mouth"] >= 0.85, acc
-    assert acc["eyebrows"] >= 0.5, acc  # 13 classes, thin strokes: harder
+    assert acc["eyebrows"] >= 0.8, acc  # 13 classes, thin strokes: harder
 
 
 def test_predict_proba_shapes_and_inputs(clf, test):
