@@ -169,6 +169,16 @@ def _denoise_loop(prior, x, timesteps, noise, clip, recorder, progress, desc, et
 
 
 # ---------------------------------------------------------------------- unconditional
+def _sample_unconditional(prior, num_samples, num_steps, seed, clip, spacing, progress, every, eta) -> SamplerResult:
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    ts = _timesteps(prior, num_steps, spacing)
+    noise = _NoiseSource(seed, num_samples, prior.image_shape, prior.device, prior.dtype)
+    rec = _Recorder(every, len(ts))
+    x = _denoise_loop(prior, noise(), ts, noise, clip, rec, progress, "DDPM" if eta is None else "DDIM", eta=eta)
+    return rec.result(x, nfe=len(ts))
+
+
 def sample_ddpm(
     prior,
     num_samples: int = 1,
@@ -184,11 +194,8 @@ def sample_ddpm(
     x_T ~ N(0, I); for each t: x_{t_prev} = posterior mean(x̂_0, x_t) + σ_t z. ``num_steps=None``
     uses all T steps. ``clip_denoised`` (default: the model's ``clip_sample``) clips x̂_0 to [-1, 1].
     """
-    ts = _timesteps(prior, num_steps, timestep_spacing)
-    noise = _NoiseSource(seed, num_samples, prior.image_shape, prior.device, prior.dtype)
-    rec = _Recorder(trajectory_every, len(ts))
-    x = _denoise_loop(prior, noise(), ts, noise, clip_denoised, rec, progress, "DDPM")
-    return rec.result(x, nfe=len(ts))
+    return _sample_unconditional(prior, num_samples, num_steps, seed, clip_denoised, timestep_spacing, progress,
+                                 trajectory_every, eta=None)
 
 
 def sample_ddim(
@@ -203,11 +210,8 @@ def sample_ddim(
     trajectory_every: Optional[int] = None,
 ) -> SamplerResult:
     """DDIM sampling (Song et al. 2021, eq. 12): deterministic for η = 0, ancestral-like for η = 1."""
-    ts = _timesteps(prior, num_steps, timestep_spacing)
-    noise = _NoiseSource(seed, num_samples, prior.image_shape, prior.device, prior.dtype)
-    rec = _Recorder(trajectory_every, len(ts))
-    x = _denoise_loop(prior, noise(), ts, noise, clip_denoised, rec, progress, "DDIM", eta=float(eta))
-    return rec.result(x, nfe=len(ts))
+    return _sample_unconditional(prior, num_samples, num_steps, seed, clip_denoised, timestep_spacing, progress,
+                                 trajectory_every, eta=float(eta))
 
 
 # ---------------------------------------------------------------------- SDEdit
