@@ -220,7 +220,7 @@ def _load_local(path: Path, device, dtype) -> Prior:
 def _make_prior(unet, sched_cfg: dict, name: str, device, dtype) -> Prior:
     prediction_type = sched_cfg.get("prediction_type", "epsilon")
     schedule = NoiseSchedule.from_config(sched_cfg)
-    unet = unet.to(device=device, dtype=dtype or torch.float32)
+    unet = unet.to(device) if dtype is None else unet.to(device=device, dtype=dtype)
     return Prior(unet, schedule, prediction_type=prediction_type, name=name)
 
 

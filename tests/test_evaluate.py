@@ -1,0 +1,199 @@
+"""Tests of helpers.evaluate on a tiny random UNet and a few tiny smooth images (CPU, offline, seconds)."""
+
+import csv
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import evaluate as ev
+from helpers.metrics import psnr
+
+
+def smooth_images(n, size=8, channels=3, seed=0):
+    """Smooth images in [0, 1]: random 3×3 grids upsampled bicubically."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, channels, 3, 3, generator=g)
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True).clamp(0.05, 0.95)
+
+
+class FakeClassifiers:
+    """Stands in for the face attribute classifiers: predicts class 1 for every eye and mouth."""
+
+    def predict(self, images, attributes):
+        n = len(images)
+        return {a: np.ones(n, dtype=int) for a in attributes}
+
+
+def _cell_value(cell):
+    """(mean, decimals) of a table cell like '12.34 ± 0.56' or '12.34'."""
+    mean = cell.split("±")[0].strip().split(" ")[0]
+    decimals = len(mean.split(".")[1]) if "." in mean else 0
+    return float(mean), decimals
+
+
+def _csv_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _recompute(rows, method, params, task, noise, images, field):
+    """Mean and s.e. over images of the seed-averaged values, straight from the CSV rows."""
+    per_image = {}
+    for r in rows:
+        if (r["method"], r["params"], r["task"], r["noise"]) == (method, params, task, noise) and int(r["image"]) in images:
+            per_image.setdefault(int(r["image"]), []).append(float(r[field]))
+    vals = np.array([np.mean(v) for v in per_image.values()])
+    return vals.mean(), vals.std(ddof=1) / math.sqrt(len(vals)), len(vals)
+
+
+def test_tiny_run_summary_agrees_with_csv(tiny_prior, tmp_path):
+    images = smooth_images(4)
+    attrs = {"eyes": np.array([1, 0, 1, 1]), "mouth": np.array([1, 1, 0, 1])}
+    cfg = ev.EvalConfig(
+        prior="tiny", tasks=["deblur", "box"], noise_levels=[0.05], methods=["baseline", "sdedit"],
+        n_images=2, n_select=2, steps=4, seeds=[0, 1], sdedit_t0s=[0.3, 0.6], wiener_balances=[1e-3, 1e-1],
+        lpips_nets=[], out_dir=str(tmp_path), progress=False,
+    )
+    res = ev.run_evaluation(cfg, prior=tiny_prior, images=images, attrs=attrs, classifiers=FakeClassifiers())
+    for name in ("results.csv", "summary.md", "command.txt", "config.json", "bars_deblur.png", "bars_box.png",
+                 "sdedit_sweep_psnr.png"):
+        assert (tmp_path / name).is_file(), name
+    rows = _csv_rows(tmp_path / "results.csv")
+    report, select = {2, 3}, {0, 1}
+    # selection and reported images are disjoint; the baseline ran once per image, SDEdit once per seed
+    assert {int(r["image"]) for r in rows if r["split"] == "report"} == report
+    assert {int(r["image"]) for r in rows if r["split"] == "select"} == select
+    assert len([r for r in rows if r["method"] == "sdedit" and r["task"] == "box"]) == 2 * 4 * 2  # t0s × images × seeds
+    assert {r["seed"] for r in rows if r["method"] == "baseline"} == {"0"}
+    # the chosen t0 is the best mean PSNR on the selection images
+    for task in ("deblur", "box"):
+        scores = {p: _recompute(rows, "sdedit", p, task, "0.05", select, "psnr")[0]
+                  for p in ("t0=0.3;steps=4", "t0=0.6;steps=4")}
+        assert res.selected[(task, "0.05", "sdedit")] == max(scores, key=scores.get)
+    # every number of every per-task table is recomputed from the CSV
+    tables = ev.parse_summary_tables(res.summary_path.read_text())
+    descriptions = {ev.build_task(t, 8).description: t for t in ("deblur", "box")}
+    assert len(tables) == 2
+    columns = [c for c in ev.METRIC_COLUMNS if not c[0].startswith("lpips")]
+    checked = 0
+    for (desc, noise), table_rows in tables.items():
+        task = descriptions[desc]
+        assert noise == "0.05" and len(table_rows) == 2
+        for row in table_rows:
+            params = row["params"].strip("`")
+            method = next(r["method"] for r in rows if r["params"] == params)
+            assert row["n"] == "2"
+            for field, title, _, _ in columns:
+                printed, decimals = _cell_value(row[title])
+                mean, se, n = _recompute(rows, method, params, task, "0.05", report, field)
+                assert n == 2
+                assert abs(printed - mean) <= 0.5 * 10 ** -decimals + 1e-9, (task, params, field, printed, mean)
+                if "±" in row[title]:
+                    assert abs(float(row[title].split("±")[1]) - se) <= 0.5 * 10 ** -decimals + 1e-9
+                checked += 1
+            assert int(row["NFE"]) == (0 if method == "baseline" else round(float(params[3:6]) * 4))
+    assert checked == 2 * 2 * len(columns)
+    assert "eye type" in res.summary_path.read_text()
+
+
+def test_restart_skips_finished_work(tiny_prior, tmp_path, monkeypatch):
+    calls = []
+    real_dps = ev.samplers.dps
+
+    def counting_dps(*args, **kwargs):
+        calls.append(len(kwargs["seed"]))
+        if fail_at and len(calls) == fail_at:
+            raise KeyboardInterrupt  # the run is interrupted during this batch
+        return real_dps(*args, **kwargs)
+
+    monkeypatch.setattr(ev.samplers, "dps", counting_dps)
+    cfg = ev.EvalConfig(prior="tiny", tasks=["sr2"], noise_levels=[0.05], methods=["dps"], n_images=3, n_select=0,
+                        steps=2, seeds=[0], lpips_nets=[], batch_size=1, out_dir=str(tmp_path), plots=False,
+                        progress=False)
+    images = smooth_images(3)
+
+    fail_at = 3
+    with pytest.raises(KeyboardInterrupt):
+        ev.run_evaluation(cfg, prior=tiny_prior, images=images)
+    assert len(calls) == 3 and len(_csv_rows(tmp_path / "results.csv")) == 2  # two images finished
+
+    # an interruption in the middle of a write leaves a partial line: it is dropped, not parsed
+    with open(tmp_path / "results.csv", "a") as fh:
+        fh.write("dps,zeta=1;steps=2,sr2,0.05,2")
+    calls.clear()
+    fail_at = None
+    res = ev.run_evaluation(cfg, prior=tiny_prior, images=images)
+    assert calls == [1] and res.computed == 1 and res.skipped == 2  # only the missing image ran
+    rows = _csv_rows(tmp_path / "results.csv")
+    assert sorted(int(r["image"]) for r in rows) == [0, 1, 2]
+
+    calls.clear()
+    res = ev.run_evaluation(cfg, prior=tiny_prior, images=images)
+    assert calls == [] and res.computed == 0 and res.skipped == 3
+    assert len(_csv_rows(tmp_path / "results.csv")) == 3
+
+    # a new setting (more steps) is a new key: it runs, and the old rows stay in the file
+    res = ev.run_evaluation(ev.EvalConfig(**{**cfg.__dict__, "steps": 3}), prior=tiny_prior, images=images)
+    assert calls == [1, 1, 1] and res.computed == 3
+    assert len(_csv_rows(tmp_path / "results.csv")) == 6 and len(res.rows) == 3
+
+
+def smooth_32(channels=3):
+    r = torch.linspace(0, 1, 32)
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    img = torch.stack([0.5 + 0.3 * torch.sin(2 * math.pi * (xx + c * 0.2)) * torch.cos(math.pi * yy) for c in range(channels)])
+    return img[None].clamp(0, 1)
+
+
+@pytest.mark.parametrize("task_name", ["random", "box", "sr2", "sr4", "deblur"])
+def test_baseline_at_least_as_good_as_measurement(task_name):
+    x = smooth_32()
+    task = ev.build_task(task_name, 32)
+    y = task.operator.measure(x * 2 - 1, noise_std=0.0, seed=0)
+    naive = (task.operator.pseudo_inverse(y).clamp(-1, 1) + 1) / 2
+    params = {"balance": 1e-4} if task_name == "deblur" else None
+    recon = (ev.baseline_reconstruction(task, y, params) + 1) / 2
+    assert recon.shape == x.shape
+    assert psnr(recon, x, data_range=1.0) >= psnr(naive, x, data_range=1.0)
+
+
+def test_tasks_at_32_px():
+    from helpers.face_measures import EYE_BOX, MOUTH_BOX
+
+    blur = ev.build_task("deblur", 32).operator
+    assert (blur.kernel_size, blur.std) == (9, 1.0)
+    assert ev.blur_setting(256) == (61, 3.0)
+    box = ev.build_task("box", 32).operator
+    assert box.box == (8, 8, 16, 16)
+    r0, r1, c0, c1 = EYE_BOX
+    assert ev.build_task("box_eyes", 32).operator.box == (r0, c0, r1 - r0, c1 - c0)
+    r0, r1, c0, c1 = MOUTH_BOX
+    assert ev.build_task("box_mouth", 32).operator.box == (r0, c0, r1 - r0, c1 - c0)
+    assert abs(ev.build_task("random", 32).operator.kept_fraction - 0.3) < 0.01
+    assert ev.build_task("sr4", 32).operator.factor == 4
+    with pytest.raises(ValueError, match="unknown task"):
+        ev.build_task("motion", 32)
+
+
+def test_cli_arguments():
+    cfg, _ = ev.config_from_args(["--prior", "mnist", "--tasks", "all", "--lpips", "none", "--seeds", "0", "1",
+                                  "--sdedit-t0", "0.2", "0.5", "--steps", "50", "--out", "somewhere"])
+    assert list(cfg.tasks) == list(ev.TASKS) and list(cfg.lpips_nets) == [] and list(cfg.seeds) == [0, 1]
+    assert cfg.steps == 50 and cfg.out_dir == "somewhere" and list(cfg.sdedit_t0s) == [0.2, 0.5]
+    assert cfg.command.startswith("python -m helpers.evaluate --prior mnist --tasks all")
+    cfg.validate()
+    with pytest.raises(ValueError, match="n_select=0"):
+        ev.EvalConfig(n_select=0).validate()  # several t0s and nothing to choose them on
+    with pytest.raises(ValueError, match="unknown task"):
+        ev.EvalConfig(tasks=["deblur", "motion"]).validate()
+
+
+def test_image_shape_mismatch_is_explained(tiny_prior, tmp_path):
+    cfg = ev.EvalConfig(prior="tiny", tasks=["box"], methods=["measurement"], n_images=1, n_select=0,
+                        lpips_nets=[], out_dir=str(tmp_path), progress=False)
+    with pytest.raises(ValueError, match=re.escape("prior makes (3, 8, 8)")):
+        ev.run_evaluation(cfg, prior=tiny_prior, images=smooth_images(2, size=16))
