@@ -159,8 +159,9 @@ class TrainConfig:
     checkpoint_dir:
         Where checkpoints (``checkpoint.pt``) and the running loss log
         (``training_log.csv``) are written, and resumed from if present.
-        ``None``: ``<repo>/checkpoints/<dataset>/`` (git-ignored). ``""``
-        disables checkpointing and resuming.
+        ``None`` or ``""`` (the default in Python): no checkpoints and no resuming,
+        so a notebook's run never touches the course's own training run. The command
+        line defaults to ``<repo>/checkpoints/<dataset>/`` (git-ignored).
     checkpoint_every_minutes:
         Wall-clock interval between checkpoints (one is always written at the end).
     checkpoint_every_steps:
@@ -368,10 +369,8 @@ def _write_log_csv(path: Path, log: Sequence[tuple]) -> None:
 
 
 def _resolve_checkpoint_dir(config: TrainConfig) -> Optional[Path]:
-    if config.checkpoint_dir == "":
+    if not config.checkpoint_dir:
         return None
-    if config.checkpoint_dir is None:
-        return REPO_ROOT / "checkpoints" / config.dataset
     return Path(config.checkpoint_dir)
 
 
@@ -682,7 +681,7 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
     config = TrainConfig(
         dataset=args.dataset, out=args.out, steps=args.steps, max_minutes=args.max_minutes,
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay,
-        seed=args.seed, threads=args.threads, checkpoint_dir=args.checkpoint_dir,
+        seed=args.seed, threads=args.threads, checkpoint_dir=args.checkpoint_dir or str(REPO_ROOT / "checkpoints" / args.dataset),
         checkpoint_every_minutes=args.checkpoint_every_minutes, resume=not args.no_resume,
         progress=not args.no_progress, command=command,
     )

@@ -1,0 +1,235 @@
+"""The exercise checkers accept correct answers and reject wrong ones with a useful hint."""
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.exercises import (
+    CheckResult,
+    check_alpha_bar,
+    check_ddim_deterministic,
+    check_ddim_step,
+    check_ddpm_step,
+    check_x0_estimate,
+)
+from helpers.schedule import NoiseSchedule
+
+SCHED = NoiseSchedule.linear()
+BETAS = np.linspace(1e-4, 0.02, 1000)
+
+
+def _a(t):
+    return 1.0 if t < 0 else float(np.prod(1 - BETAS[: t + 1]))
+
+
+# ---------------------------------------------------------------- answers written as a student would
+def x0_correct(x_t, eps, t):
+    a = _a(t)
+    return (x_t - (1 - a) ** 0.5 * eps) / a**0.5
+
+
+def ddpm_step_correct(x_t, eps, t, t_prev, noise):
+    a_t, a_prev = _a(t), _a(t_prev)
+    beta = 1 - a_t / a_prev
+    x0 = ((x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5).clamp(-1, 1)
+    mean = a_prev**0.5 * beta / (1 - a_t) * x0 + (a_t / a_prev) ** 0.5 * (1 - a_prev) / (1 - a_t) * x_t
+    if t == 0:
+        return mean
+    return mean + ((1 - a_prev) / (1 - a_t) * beta) ** 0.5 * noise
+
+
+def ddim_step_correct(x_t, eps, t, t_prev):
+    a_t, a_prev = _a(t), _a(t_prev)
+    x0 = (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+    return a_prev**0.5 * x0 + (1 - a_prev) ** 0.5 * eps
+
+
+def ddim_loop_correct(prior, x, num_steps):
+    ts = prior.schedule.timesteps(num_steps)
+    for t, t_prev in zip(ts, ts[1:] + [-1]):
+        x = prior.schedule.ddim_step(prior.eps(x, t), t, t_prev, x).prev_sample
+    return x
+
+
+def _fails_with(result, capsys, *words):
+    out = capsys.readouterr().out
+    assert isinstance(result, CheckResult)
+    assert not result and result == False  # noqa: E712 - the bool-like contract
+    assert out.startswith("Not yet: ") and result.message in out
+    for w in words:
+        assert w in out, (w, out)
+
+
+def _passes(result, capsys):
+    out = capsys.readouterr().out
+    assert result and result == True  # noqa: E712
+    assert out.startswith("Correct: ")
+
+
+# ---------------------------------------------------------------- ᾱ_t
+def test_alpha_bar_accepts_the_product(capsys):
+    _passes(check_alpha_bar(500, np.prod(1 - BETAS[:501])), capsys)
+    _passes(check_alpha_bar(999, torch.tensor(_a(999))), capsys)  # 0-d tensors are fine
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (1 - BETAS[500], ["α_t = 1 − β_t"]),  # one factor only
+        (np.prod(1 - BETAS[:500]), ["t + 1 factors"]),  # off by one
+        (np.prod(1 - BETAS[:501]) ** 0.5, ["√ᾱ_t"]),
+        (1 - np.prod(1 - BETAS[:501]), ["1 − ᾱ_t"]),
+        (0.9, ["you gave 0.9"]),
+        ("half", ["one number"]),
+        (..., ["replace the `...`"]),
+    ],
+)
+def test_alpha_bar_rejects_with_a_hint(value, words, capsys):
+    _fails_with(check_alpha_bar(500, value), capsys, *words)
+
+
+def test_alpha_bar_rejects_a_bad_t(capsys):
+    _fails_with(check_alpha_bar(1000, 0.5), capsys, "between 0 and 999")
+
+
+# ---------------------------------------------------------------- x̂_0
+def test_x0_estimate_accepts_the_formula_and_the_schedule(capsys):
+    _passes(check_x0_estimate(x0_correct), capsys)
+    _passes(check_x0_estimate(SCHED.predict_x0), capsys)
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (lambda x, e, t: x - (1 - _a(t)) ** 0.5 * e, ["divide by √ᾱ_t"]),
+        (lambda x, e, t: (x - (1 - _a(t)) * e) / _a(t) ** 0.5, ["standard deviation"]),
+        (lambda x, e, t: x0_correct(x, e, t).clamp(-1, 1), ["clipped"]),
+        (lambda x, e, t: (x + (1 - _a(t)) ** 0.5 * e) / _a(t) ** 0.5, ["sign"]),
+        (lambda x, e, t: x, ["wrong at t ="]),
+        (lambda x, e, t: None, ["`return`"]),
+        (lambda x, e: x, ["raised TypeError", "fn(x_t, eps, t)"]),
+        (lambda x, e, t: x[0], ["shape"]),
+    ],
+)
+def test_x0_estimate_rejects_with_a_hint(fn, words, capsys):
+    _fails_with(check_x0_estimate(fn), capsys, *words)
+
+
+# ---------------------------------------------------------------- DDPM step
+def test_ddpm_step_accepts_hand_and_schedule_steps(capsys):
+    _passes(check_ddpm_step(ddpm_step_correct), capsys)
+    # unclipped x̂_0 is accepted too, and so is a thin wrapper around the schedule
+    _passes(check_ddpm_step(lambda x, e, t, tp, z: SCHED.ddpm_step(e, t, tp, x, z, clip_sample=False)), capsys)
+
+
+def _no_noise(x, e, t, tp, z):
+    return ddpm_step_correct(x, e, t, tp, torch.zeros_like(z))
+
+
+def _unit_beta(x, e, t, tp, z):  # Ho et al.'s eq. 7 with β_t, α_t of one step, whatever t_prev is
+    beta, a_t = BETAS[t], _a(t)
+    a_prev = _a(t - 1) if t > 0 else 1.0
+    x0 = ((x - (1 - a_t) ** 0.5 * e) / a_t**0.5).clamp(-1, 1)
+    mean = a_prev**0.5 * beta / (1 - a_t) * x0 + (1 - beta) ** 0.5 * (1 - a_prev) / (1 - a_t) * x
+    return mean + (((1 - a_prev) / (1 - a_t) * beta) ** 0.5 * z if t > 0 else 0)
+
+
+def _fixed_large(x, e, t, tp, z):
+    mean = ddpm_step_correct(x, e, t, tp, torch.zeros_like(z))
+    return mean + ((1 - _a(t) / _a(tp)) ** 0.5 * z if t > 0 else 0)
+
+
+def _python_last_entry(x, e, t, tp, z):
+    acp = np.cumprod(1 - BETAS)
+    a_t, a_prev = acp[t], acp[tp]  # acp[-1] is ᾱ_999, not 1
+    beta = 1 - a_t / a_prev
+    x0 = ((x - (1 - a_t) ** 0.5 * e) / a_t**0.5).clamp(-1, 1)
+    mean = a_prev**0.5 * beta / (1 - a_t) * x0 + (a_t / a_prev) ** 0.5 * (1 - a_prev) / (1 - a_t) * x
+    return mean if t == 0 else mean + ((1 - a_prev) / (1 - a_t) * beta) ** 0.5 * z
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (_no_noise, ["forgot the noise"]),
+        (_unit_beta, ["strides", "effective"]),
+        (_fixed_large, ["fixed_large"]),
+        (_python_last_entry, ["alphas_cumprod[-1]", "alpha_bar(t_prev)"]),
+        (lambda x, e, t, tp, z: x, ["wrong on the steps"]),
+        (lambda x, e, t, tp: x, ["raised TypeError"]),
+    ],
+)
+def test_ddpm_step_rejects_with_a_hint(fn, words, capsys):
+    _fails_with(check_ddpm_step(fn), capsys, *words)
+
+
+# ---------------------------------------------------------------- DDIM step
+def test_ddim_step_accepts(capsys):
+    _passes(check_ddim_step(ddim_step_correct), capsys)
+    _passes(check_ddim_step(lambda x, e, t, tp: SCHED.ddim_step(e, t, tp, x, eta=0.0)), capsys)
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (lambda x, e, t, tp: SCHED.ddpm_step(e, t, tp, x, noise=None).prev_sample, ["DDPM posterior mean"]),
+        (lambda x, e, t, tp: _a(tp) ** 0.5 * x0_correct(x, e, t) + (1 - _a(tp)) * e, ["standard deviation"]),
+        (lambda x, e, t, tp: _a(tp) ** 0.5 * x0_correct(x, e, t), ["direction"]),
+        (lambda x, e, t, tp: x * 0.5, ["wrong on the steps"]),
+    ],
+)
+def test_ddim_step_rejects_with_a_hint(fn, words, capsys):
+    _fails_with(check_ddim_step(fn), capsys, *words)
+
+
+# ---------------------------------------------------------------- DDIM loop
+def test_ddim_deterministic_accepts_a_ddim_loop(capsys):
+    _passes(check_ddim_deterministic(ddim_loop_correct), capsys)
+
+
+def _ddpm_loop(prior, x, num_steps):  # draws fresh noise: not deterministic
+    ts = prior.schedule.timesteps(num_steps)
+    for t, t_prev in zip(ts, ts[1:] + [-1]):
+        z = torch.randn_like(x)
+        x = prior.schedule.ddpm_step(prior.eps(x, t), t, t_prev, x, noise=z).prev_sample
+    return x
+
+
+def _ignores_x_T(prior, x, num_steps):
+    from helpers.samplers import sample_ddim
+
+    return sample_ddim(prior, x.shape[0], num_steps, seed=123, progress=False).sample
+
+
+def _leading(prior, x, num_steps):
+    ts = prior.schedule.timesteps(num_steps, spacing="leading")
+    for t, t_prev in zip(ts, ts[1:] + [-1]):
+        x = prior.schedule.ddim_step(prior.eps(x, t), t, t_prev, x).prev_sample
+    return x
+
+
+def _skips_last_step(prior, x, num_steps):
+    ts = prior.schedule.timesteps(num_steps)
+    for t, t_prev in zip(ts[:-1], ts[1:]):
+        x = prior.schedule.ddim_step(prior.eps(x, t), t, t_prev, x).prev_sample
+    return x
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (_ddpm_loop, ["different images", "eta=0"]),
+        (_ignores_x_T, ["same image for a different x_T"]),
+        (_leading, ["leading"]),
+        (_skips_last_step, ["−1 after the last one"]),
+    ],
+)
+def test_ddim_deterministic_rejects_with_a_hint(fn, words, capsys):
+    _fails_with(check_ddim_deterministic(fn), capsys, *words)
+
+
+def test_result_displays_nothing_but_is_boolean(capsys):
+    r = check_alpha_bar(0, 1 - 1e-4)
+    capsys.readouterr()
+    assert r.passed and bool(r) and r._ipython_display_() is None
+    assert repr(r) == "CheckResult(passed=True)"
