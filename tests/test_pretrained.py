@@ -1,0 +1,123 @@
+"""The priors that ship in helpers/pretrained/, and the pieces of helpers.evaluate_prior (CPU, offline, fast)."""
+
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import evaluate_prior as ev
+from helpers.data import mnist_digits
+from helpers.priors import PRETRAINED_DIR, load_prior
+from helpers.samplers import sample_ddim
+
+SHIPPED = {"faces": (3, 32, 32), "mnist": (1, 32, 32)}
+MAX_WEIGHTS_BYTES = 20 * 10**6
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails: loading must not need the network."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access in a test that must run offline")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def _prior_dir(name):
+    path = PRETRAINED_DIR / name
+    assert (path / "unet" / "config.json").exists(), (
+        f"the shipped prior {name!r} is missing from {path}; export it with "
+        f"`python -m helpers.train --dataset {name} --out {path} --export-only`"
+    )
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_prior_loads_offline_and_samples(name, no_network):
+    _prior_dir(name)
+    prior = load_prior(name, device="cpu")
+    assert prior.image_shape == SHIPPED[name]
+    assert prior.device == torch.device("cpu")
+    with torch.no_grad():
+        x = sample_ddim(prior, num_samples=2, num_steps=5, seed=0, progress=False).sample
+    assert x.shape == (2, *SHIPPED[name])
+    assert torch.isfinite(x).all()
+    assert x.min() >= -1 and x.max() <= 1
+    assert x.std() > 0.01  # not a constant image
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_prior_schedule_is_linear_epsilon(name):
+    cfg = json.loads((_prior_dir(name) / "scheduler" / "scheduler_config.json").read_text())
+    assert cfg["beta_schedule"] == "linear"
+    assert cfg["beta_start"] == pytest.approx(1e-4)
+    assert cfg["beta_end"] == pytest.approx(0.02)
+    assert cfg["num_train_timesteps"] == 1000
+    assert cfg.get("prediction_type", "epsilon") == "epsilon"
+    prior = load_prior(name, device="cpu")
+    assert prior.prediction_type == "epsilon"
+    torch.testing.assert_close(prior.schedule.betas, torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64),
+                               check_dtype=False)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_weights_are_small(name):
+    files = list((_prior_dir(name) / "unet").glob("*.safetensors"))
+    assert len(files) == 1, f"expected one safetensors weights file, found {files}"
+    assert files[0].stat().st_size <= MAX_WEIGHTS_BYTES
+
+
+# ---------------------------------------------------------------- evaluate_prior pieces
+def test_nearest_neighbour_of_a_training_image_is_itself():
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(300, 3, 8, 8, generator=g)
+    noise = 0.01 * torch.randn(3, 8, 8, generator=g)
+    queries = torch.stack([train[7], train[123], train[42] + noise])
+    d, i = ev.nearest_neighbour_distances(queries, train, chunk=64)
+    assert d[0] == 0.0 and d[1] == 0.0
+    assert list(i) == [7, 123, 42]
+    assert d[2] == pytest.approx(float(noise.double().norm()), rel=1e-6)
+    brute = ((queries.reshape(3, 1, -1).double() - train.reshape(1, 300, -1).double()) ** 2).sum(-1).sqrt().min(1).values
+    np.testing.assert_allclose(d, brute.numpy(), atol=1e-12)
+
+
+def test_memorisation_stats_find_copies_and_mirrored_copies():
+    x, _ = mnist_digits("heldout")
+    train, heldout = x[:300], x[300:400]
+    samples = np.concatenate([train[:3], train[5:6, ..., ::-1], heldout[:4]])
+    m = ev.memorisation_stats(samples, train, heldout, hflip=True)
+    assert m["near_copy_fraction"] == pytest.approx(0.5)  # the 4 copies (one mirrored), not the 4 new digits
+    np.testing.assert_allclose(m["_distances"][:4], 0.0, atol=1e-9)
+    assert list(m["_indices"][:4]) == [0, 1, 2, 5 + len(train)]  # index >= len(train): a mirrored training image
+    assert m["near_copy_threshold"] == pytest.approx(0.25 * m["heldout_to_train_nn"]["median"])
+    assert 0 < m["heldout_to_train_nn"]["median"] < m["train_pairwise_median"]
+    no_flip = ev.memorisation_stats(samples, train, heldout, hflip=False)
+    assert no_flip["near_copy_fraction"] == pytest.approx(3 / 8)
+
+
+def test_confident_fraction_and_class_shares():
+    p = np.array([[0.95, 0.05, 0.0], [0.5, 0.4, 0.1], [0.0, 0.1, 0.9], [0.2, 0.7, 0.1]])
+    assert ev.confident_fraction(p) == pytest.approx(0.5)
+    assert ev.confident_fraction(p, threshold=0.6) == pytest.approx(0.75)
+    np.testing.assert_allclose(ev.class_shares(p, 4), [0.5, 0.25, 0.25, 0.0])
+    np.testing.assert_allclose(ev.class_shares(np.array([1, 1, 3]), 4), [0, 2 / 3, 0, 1 / 3])
+
+
+def test_digit_classifier_is_confident_on_real_digits():
+    x, y = mnist_digits("heldout")
+    clf = ev.train_digit_classifier(x[:600], y[:600], epochs=10, seed=0)  # ~4 s
+    proba = clf.predict_proba(x[600:])
+    assert proba.shape == (400, 10)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
+    assert clf.accuracy(x[600:], y[600:]) > 0.85
+    assert ev.confident_fraction(proba) > 0.6
+    assert ev.class_shares(proba, 10).min() > 0.05
+
+
+def test_image_seeds_do_not_depend_on_the_batch():
+    assert ev.image_seeds(3, seed=2) == [2_000_000, 2_000_001, 2_000_002]
