@@ -10,6 +10,11 @@ and explain it. One idea per module:
 - :mod:`helpers.metrics`   -- PSNR, SSIM and LPIPS (with an offline backbone path)
 - :mod:`helpers.data`      -- images: faces, digits, photos; [0, 1] <-> [-1, 1] conversions
 - :mod:`helpers.plotting`  -- image grids and trajectory strips
+- :mod:`helpers.face_measures` -- eye/mouth-type classifiers and an eye-symmetry score for cartoon faces
+- :mod:`helpers.exercises` -- checkers for the chapters' exercises
+- :mod:`helpers.train`     -- ``python -m helpers.train``: trains the bundled priors
+- :mod:`helpers.evaluate_prior`, :mod:`helpers.model_card` -- quality of a bundled prior, its model card
+- :mod:`helpers.evaluate`, :mod:`helpers.bench` -- reconstruction quality harness, speed benchmark
 
 Value ranges: *model space* is [-1, 1] (what the networks see); *image space* is
 [0, 1] (what metrics and plots take). Tensors are ``(B, C, H, W)``.

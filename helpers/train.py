@@ -181,6 +181,12 @@ class TrainConfig:
         Extra keyword arguments for the ``helpers.data`` loader (e.g. ``{"n": 5000}``).
     command:
         The command line that started the run, recorded in ``training_info.json``.
+    init_from:
+        A prior folder in pipeline layout (e.g. ``helpers/pretrained/mnist``) whose
+        weights initialise both the network and its EMA when no checkpoint is resumed:
+        continue training a shipped prior in a later session, when the git-ignored
+        checkpoint is gone. The optimiser starts fresh (with warm-up); the earlier
+        run's steps and wall time are recorded under ``initialised_from``.
     """
 
     dataset: str = "faces"
@@ -205,6 +211,7 @@ class TrainConfig:
     images: Any = field(default=None, repr=False)
     dataset_kwargs: Dict[str, Any] = field(default_factory=dict)
     command: Optional[str] = None
+    init_from: Optional[str] = None
 
 
 @dataclass
@@ -512,6 +519,9 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
         step, wall_done, log, ema_updates = int(s["step"]), float(s["wall_seconds"]), list(s["log"]), int(s["ema_updates"])
         resumed_from = step
         print(f"[train] resumed from {ckpt_path} at step {step} ({wall_done / 60:.1f} min done)", flush=True)
+    initialised_from = None
+    if config.init_from:
+        initialised_from = _init_from_prior(model, ema_model, Path(config.init_from), resumed=resumed_from is not None)
 
     params = [p for p in model.parameters()]
     ema_params = [p for p in ema_model.parameters()]
@@ -628,6 +638,7 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
             "wall_seconds": round(wall_total, 1),
             "stopped_by": stopped_by,
             "resumed_from_step": resumed_from,
+            "initialised_from": initialised_from,
             "final_ema_loss": ema_loss,
             "hardware": _hardware_string(),
             "command": config.command,
@@ -665,6 +676,8 @@ def _parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--init-from", default=None,
+                   help="start from an exported prior's weights (e.g. helpers/pretrained/mnist) when no checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar; print a status line each minute")
     p.add_argument("--export-only", action="store_true",
                    help="do not train: export the EMA weights of the existing checkpoint to --out")
@@ -672,6 +685,29 @@ def _parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.steps is None and args.max_minutes is None and not args.export_only:
         p.error("give --steps and/or --max-minutes")
     return args
+
+
+def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, Any]:
+    """Load an exported prior's weights into ``model`` and ``ema_model`` (skipped when a checkpoint was resumed)."""
+    info_path = path / "training_info.json"
+    earlier = json.loads(info_path.read_text()) if info_path.exists() else {}
+    record = {"path": str(path), "steps": earlier.get("steps"), "wall_seconds": earlier.get("wall_seconds"),
+              "initialised_from": earlier.get("initialised_from")}
+    if resumed:  # the checkpoint already holds the continued run
+        return record
+    weights = path / "unet" / "diffusion_pytorch_model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(f"init_from={str(path)!r} holds no {weights.relative_to(path)}: give a prior folder in pipeline layout")
+    from safetensors.torch import load_file
+
+    state = load_file(str(weights))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"init_from={str(path)!r} does not match this run's architecture: {str(err).splitlines()[0]}") from None
+    ema_model.load_state_dict(state)
+    print(f"[train] initialised from {path} ({record['steps']} earlier steps)", flush=True)
+    return record
 
 
 def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
@@ -683,7 +719,7 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay,
         seed=args.seed, threads=args.threads, checkpoint_dir=args.checkpoint_dir or str(REPO_ROOT / "checkpoints" / args.dataset),
         checkpoint_every_minutes=args.checkpoint_every_minutes, resume=not args.no_resume,
-        progress=not args.no_progress, command=command,
+        progress=not args.no_progress, command=command, init_from=args.init_from,
     )
     stop = {"flag": False}
     if args.export_only:

@@ -128,3 +128,16 @@ def test_export_loads_in_diffusers(tmp_path):
 def test_cli_requires_a_budget():
     with pytest.raises(SystemExit):
         main(["--dataset", "mnist", "--out", "x"])
+
+
+def test_init_from_continues_an_exported_prior(tmp_path):
+    first = train(_config(tmp_path, "a", steps=12, out=str(tmp_path / "prior_a")))
+    cont = train(_config(tmp_path, "b", steps=0, out=str(tmp_path / "prior_b"), init_from=str(tmp_path / "prior_a"),
+                         seed=1))
+    for p, q in zip(first.ema_model.parameters(), cont.model.parameters()):
+        assert torch.equal(p, q)  # the network starts from the exported EMA weights, not from seed 1's init
+    info = json.loads((tmp_path / "prior_b" / "training_info.json").read_text())
+    assert info["initialised_from"]["steps"] == 12
+    with pytest.raises(ValueError, match="does not match this run's architecture"):
+        train(_config(tmp_path, "c", steps=0, init_from=str(tmp_path / "prior_a"),
+                      model_config=dict(TINY, block_out_channels=(8, 16))))
