@@ -443,3 +443,78 @@ def check_ddim_deterministic(fn: Callable, prior=None, num_steps: int = 10, seed
                           "Visit ts = prior.schedule.timesteps(num_steps) in order; at each t use eps = prior.eps(x, t) "
                           "and prior.schedule.ddim_step(eps, t, t_prev, x, eta=0), with t_prev the next entry of ts "
                           "and −1 after the last one.")
+
+
+# ---------------------------------------------------------------------- SDEdit (chapter "SDEdit")
+def check_sdedit_start(fn: Callable, schedule: Optional[NoiseSchedule] = None) -> CheckResult:
+    """Does ``fn(x_guide, noise, t0, schedule)`` return SDEdit's starting point x_{t0}?
+
+    x_{t0} = √ᾱ_s x_guide + √(1 − ᾱ_s) ε with the training index s = round(t0 · (T − 1)), as in
+    :func:`helpers.samplers.sdedit` (t0 is a fraction of the T training steps). Checked at
+    t0 = 0.1, 0.4, 0.75, 1.0 on random tensors.
+    """
+    sched = _schedule(schedule)
+    T = sched.num_train_timesteps
+    for k, t0 in enumerate((0.1, 0.4, 0.75, 1.0)):
+        x, _, z = _inputs(100 + k)
+        s = int(round(t0 * (T - 1)))
+        ref = sched.add_noise(x.double(), z.double(), s)
+        out, err = _call(fn, x.clone(), z.clone(), t0, sched)
+        if err:
+            return _report(False, err + " (it is called as fn(x_guide, noise, t0, schedule)).")
+        try:
+            mine = _as_tensor(out, x)
+        except (TypeError, ValueError) as e:
+            return _report(False, str(e))
+        if _close(mine, ref):
+            continue
+        if _close(mine, x.double()):
+            return _report(False, f"at t0 = {t0} you returned the guide itself: add noise of the level of time "
+                                  "s = round(t0 · (T − 1)).")
+        for wrong, hint in ((int(round(t0 * T)), "use s = round(t0 · (T − 1)): training indices run from 0 to T − 1"),
+                            (int(t0 * (T - 1)), "round t0 · (T − 1) to the nearest integer (int() truncates)")):
+            if 0 <= wrong < T and _close(mine, sched.add_noise(x.double(), z.double(), wrong)):
+                return _report(False, hint + ".")
+        a = sched.alpha_bar(s)
+        if _close(mine, a * x.double() + (1 - a) * z.double()):
+            return _report(False, "the weights are √ᾱ_s and √(1 − ᾱ_s) (square roots), not ᾱ_s and 1 − ᾱ_s.")
+        return _report(False, f"at t0 = {t0} the result differs from √ᾱ_s x + √(1 − ᾱ_s) ε with s = {s} "
+                              f"(max |error| {_max_diff(mine, ref):.3g}); schedule.alpha_bar(s) gives ᾱ_s.")
+    return _report(True, "x_{t0} = √ᾱ_s x_guide + √(1 − ᾱ_s) ε with s = round(t0 · (T − 1)), as in helpers.samplers.sdedit.")
+
+
+def check_sdedit_best_t0(answer, t0s, values, higher_is_better: bool = True, metric: str = "PSNR") -> CheckResult:
+    """Is ``answer`` the t0 of ``t0s`` with the best mean of ``values`` over the images?
+
+    ``values``: shape (N,) (one per t0) or (n_images, N), e.g. PSNR (``higher_is_better=True``)
+    or LPIPS (``higher_is_better=False``). The student computes the best t0 from a sweep.
+    """
+    t0s = [float(t) for t in t0s]
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1:
+        v = v[None]
+    if v.ndim != 2 or v.shape[1] != len(t0s):
+        return _report(False, f"values must have shape ({len(t0s)},) or (n_images, {len(t0s)}), one column per t0; "
+                              f"got {np.asarray(values).shape}.")
+    mean = v.mean(axis=0)
+    best = t0s[int(np.argmax(mean) if higher_is_better else np.argmin(mean))]
+    if answer is None or answer is Ellipsis:
+        return _report(False, "replace the `...` with your t0 (a number from the sweep).")
+    try:
+        a = float(answer)
+    except (TypeError, ValueError):
+        return _report(False, f"the answer must be a number (a t0 of the sweep), got {type(answer).__name__}.")
+    if not math.isfinite(a):
+        return _report(False, "the answer must be a finite number.")
+    if abs(a - best) < 1e-9:
+        word = "highest" if higher_is_better else "lowest"
+        return _report(True, f"t0 = {best:g} gives the {word} mean {metric} ({mean[t0s.index(best)]:.3f}).")
+    if a not in t0s and not any(abs(a - t) < 1e-9 for t in t0s):
+        return _report(False, f"{a:g} is not one of the swept values {t0s}.")
+    worse = "lower" if higher_is_better else "higher"
+    return _report(False, f"t0 = {a:g} has a mean {metric} of {mean[[abs(a - t) < 1e-9 for t in t0s]][0]:.3f}, {worse} than "
+                          f"another t0 of the sweep; average over the images (axis 0) and take the "
+                          f"{'arg max' if higher_is_better else 'arg min'}.")
+
+
+__all__ += ["check_sdedit_start", "check_sdedit_best_t0"]

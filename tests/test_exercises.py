@@ -233,3 +233,47 @@ def test_result_displays_nothing_but_is_boolean(capsys):
     capsys.readouterr()
     assert r.passed and bool(r) and r._ipython_display_() is None
     assert repr(r) == "CheckResult(passed=True)"
+
+
+# ---------------------------------------------------------------- SDEdit checkers
+from helpers.exercises import check_sdedit_best_t0, check_sdedit_start  # noqa: E402
+
+
+def sdedit_start_correct(x, noise, t0, schedule):
+    s = round(t0 * (schedule.num_train_timesteps - 1))
+    a = schedule.alpha_bar(s)
+    return a**0.5 * x + (1 - a) ** 0.5 * noise
+
+
+def test_check_sdedit_start_accepts_and_matches_sampler(capsys):
+    assert check_sdedit_start(sdedit_start_correct)
+    assert capsys.readouterr().out.startswith("Correct: ")
+
+
+def test_check_sdedit_start_rejects_with_hints(capsys):
+    def no_sqrt(x, noise, t0, schedule):
+        a = schedule.alpha_bar(round(t0 * (schedule.num_train_timesteps - 1)))
+        return a * x + (1 - a) * noise
+
+    def uses_T(x, noise, t0, schedule):
+        return schedule.add_noise(x, noise, min(999, round(t0 * schedule.num_train_timesteps)))
+
+    _fails_with(check_sdedit_start(no_sqrt), capsys, "square roots")
+    _fails_with(check_sdedit_start(uses_T), capsys, "T − 1")
+    _fails_with(check_sdedit_start(lambda x, noise, t0, schedule: x), capsys, "guide itself")
+    _fails_with(check_sdedit_start(lambda x, noise, t0, schedule: None), capsys, "None")
+    _fails_with(check_sdedit_start(lambda x, noise, t0, schedule: 1 / 0), capsys, "ZeroDivisionError")
+
+
+def test_check_sdedit_best_t0(capsys):
+    t0s = [0.1, 0.2, 0.3]
+    psnr_values = np.array([[20.0, 22.0, 18.0], [21.0, 21.5, 19.0]])
+    assert check_sdedit_best_t0(0.2, t0s, psnr_values)
+    assert capsys.readouterr().out.startswith("Correct: ")
+    assert check_sdedit_best_t0(0.3, t0s, psnr_values, higher_is_better=False, metric="LPIPS")
+    capsys.readouterr()
+    _fails_with(check_sdedit_best_t0(0.1, t0s, psnr_values), capsys, "arg max")
+    _fails_with(check_sdedit_best_t0(..., t0s, psnr_values), capsys, "`...`")
+    _fails_with(check_sdedit_best_t0(0.25, t0s, psnr_values), capsys, "not one of")
+    _fails_with(check_sdedit_best_t0("a", t0s, psnr_values), capsys, "number")
+    _fails_with(check_sdedit_best_t0(0.2, t0s, np.zeros((2, 4))), capsys, "shape")
