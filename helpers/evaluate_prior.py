@@ -41,7 +41,6 @@ busy with other work.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -53,6 +52,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
+
+from ._util import file_sha256
 
 __all__ = [
     "DEFAULT_N",
@@ -449,11 +450,7 @@ def _weights_sha256(prior_dir: Path) -> Optional[str]:
     files = sorted((prior_dir / "unet").glob("*.safetensors")) or sorted((prior_dir / "unet").glob("*.bin"))
     if not files:
         return None
-    h = hashlib.sha256()
-    with open(files[0], "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(files[0])
 
 
 def _software() -> dict:

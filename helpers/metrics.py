@@ -53,6 +53,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._util import file_sha256
+
 __all__ = [
     "psnr",
     "ssim",
@@ -330,18 +332,10 @@ def default_lpips_dir() -> Path:
     return Path(root).expanduser() / "lpips"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _have_checkpoints(dest: Path) -> bool:
     for fname, _, sha in _OFFLINE_FILES.values():
         p = dest / fname
-        if not p.is_file() or _sha256(p) != sha:
+        if not p.is_file() or file_sha256(p) != sha:
             return False
     return True
 

@@ -25,6 +25,8 @@ import re
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ._util import file_sha256
+
 __all__ = ["render_card", "write_card", "main"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -99,16 +101,6 @@ def _weights_file(prior_dir: Path) -> Optional[Path]:
     return files[0] if files else None
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _architecture(cfg: dict) -> list:
     size = cfg.get("sample_size")
     size = size if isinstance(size, int) else (size or [32])[0]
@@ -158,7 +150,7 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
     ev = _read_json(pdir / "evaluation" / "results.json")
     sched = _read_json(pdir / "scheduler" / "scheduler_config.json") or {}
     wfile = _weights_file(pdir)
-    sha = _sha256(wfile) if wfile else None
+    sha = file_sha256(wfile) if wfile else None
     loss = _loss_summary(pdir / "training_log.csv")
     cfg = info.get("unet_config", {})
     d = DATA[prior]
