@@ -277,3 +277,43 @@ def test_check_sdedit_best_t0(capsys):
     _fails_with(check_sdedit_best_t0(0.25, t0s, psnr_values), capsys, "not one of")
     _fails_with(check_sdedit_best_t0("a", t0s, psnr_values), capsys, "number")
     _fails_with(check_sdedit_best_t0(0.2, t0s, np.zeros((2, 4))), capsys, "shape")
+
+
+# ---------------------------------------------------------------------------- chapter 1
+def test_check_noise_psnr_matches_measured_psnr():
+    from helpers.exercises import check_noise_psnr
+    from helpers.metrics import psnr
+
+    sigma = 0.05
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((1, 3, 256, 256), 0.5)  # mid-grey: no clipping
+    noisy = x + (sigma / 2) * torch.randn(x.shape, generator=g)  # σ_y/2 in image space
+    measured = float(psnr(noisy, x, data_range=1.0)[0])
+    assert check_noise_psnr(measured, sigma)  # the closed form agrees with a measured PSNR within 0.05 dB
+    assert not check_noise_psnr(20 * np.log10(1 / sigma), sigma)  # forgot the model→image factor
+    assert "model space" in check_noise_psnr(20 * np.log10(1 / sigma), sigma).message
+    assert "squared" in check_noise_psnr(10 * np.log10(2 / sigma), sigma).message
+    assert not check_noise_psnr(..., sigma)
+    assert not check_noise_psnr("a lot", sigma)
+    with pytest.raises(ValueError, match="noise_std"):
+        check_noise_psnr(30.0, 0)
+
+
+def test_check_kept_fraction_agrees_with_the_operators():
+    from helpers.exercises import check_kept_fraction
+    from helpers.operators import BoxInpainting, RandomInpainting, SuperResolution
+
+    size = 64
+    x = torch.ones(1, 1, size, size)
+    measured = {
+        "box": float((BoxInpainting(size, size // 2).forward(x) != 0).float().mean()),
+        "random": float((RandomInpainting(size, keep_fraction=0.3, seed=0).forward(x) != 0).float().mean()),
+        "sr4": SuperResolution(4).forward(x).numel() / x.numel(),
+    }
+    assert check_kept_fraction(measured)
+    wrong = dict(measured, box=0.5)
+    res = check_kept_fraction(wrong)
+    assert not res and "half the side" in res.message
+    assert not check_kept_fraction({"box": 0.75})
+    assert not check_kept_fraction({"box": ..., "random": 0.3, "sr4": 0.0625})
+    assert not check_kept_fraction([0.75, 0.3, 0.0625])
