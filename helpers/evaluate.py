@@ -273,6 +273,7 @@ class EvalConfig:
     plots: bool = True
     progress: bool = True
     command: Optional[str] = None
+    keep_images: bool = False  # keep the reconstructions of the reported images in EvalResult.images
 
     def validate(self) -> None:
         tasks = list(self.tasks)
@@ -467,6 +468,9 @@ class EvalResult:
     computed: int  # number of (image, seed) reconstructions computed in this call
     skipped: int  # number found in results.csv and not recomputed
     plots: list = field(default_factory=list)
+    # with ``keep_images``: {(task, noise_str, method): {image index: (C, H, W) tensor in image space [0, 1]}},
+    # the chosen parameters, first seed, reported images computed in this call (not those found in results.csv)
+    images: dict = field(default_factory=dict)
 
 
 def _load_data(cfg: EvalConfig, n: int, image_shape) -> tuple[np.ndarray, Optional[dict]]:
@@ -500,6 +504,7 @@ class _Runner:
         self.skipped = 0
         self.measurements: dict = {}
         self.bar = None
+        self.kept: dict = {}  # (method, params, task, noise_str, seed) -> {image: (C, H, W) in [0, 1]}
 
     # -- measurement y per (task, noise, image), the same for every method and seed
     def measurement(self, task: Task, noise: float, idx: list[int]) -> torch.Tensor:
@@ -582,6 +587,10 @@ class _Runner:
                 x_hat, nfe, backward, status = self.reconstruct(s, task, noise, y, [_sample_seed(i, seed) for i in idx])
                 seconds = (time.perf_counter() - t0) / len(idx)
                 mets = self.metrics(x_hat, idx)
+                if cfg.keep_images and x_hat is not None and split == "report":
+                    kept = self.kept.setdefault((s.method, s.params, task.name, _noise_str(noise), seed), {})
+                    for j, i in enumerate(idx):
+                        kept[i] = ((x_hat[j] + 1) / 2).clamp(0, 1)
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
                 new = []
                 for j, i in enumerate(idx):
@@ -778,7 +787,13 @@ def run_evaluation(config: EvalConfig, *, prior=None, images=None, attrs: Option
     cfg_json["prior_name"] = str(getattr(prior, "name", cfg.prior))
     (out / "config.json").write_text(json.dumps(cfg_json, indent=2, default=str) + "\n")
     plots = _make_plots(out, cfg, tasks, grid, selected, cfg_rows, report_idx) if cfg.plots else []
-    return EvalResult(out, csv_path, summary_path, selected, cfg_rows, runner.computed, runner.skipped, plots)
+    kept = {}
+    if cfg.keep_images:
+        for (task_name, ns, m), params in selected.items():
+            got = runner.kept.get((m, params, task_name, ns, int(cfg.seeds[0])))
+            if got:
+                kept[(task_name, ns, m)] = dict(sorted(got.items()))
+    return EvalResult(out, csv_path, summary_path, selected, cfg_rows, runner.computed, runner.skipped, plots, kept)
 
 
 def _reference_scores(images: torch.Tensor, attrs, classifiers) -> Optional[dict]:

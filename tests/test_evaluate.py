@@ -197,3 +197,23 @@ def test_image_shape_mismatch_is_explained(tiny_prior, tmp_path):
                         lpips_nets=[], out_dir=str(tmp_path), progress=False)
     with pytest.raises(ValueError, match=re.escape("prior makes (3, 8, 8)")):
         ev.run_evaluation(cfg, prior=tiny_prior, images=smooth_images(2, size=16))
+
+
+def test_kept_images_are_the_scored_reconstructions(tiny_prior, tmp_path):
+    images = smooth_images(3)
+    cfg = ev.EvalConfig(prior="tiny", tasks=["box"], noise_levels=[0.05], methods=["measurement", "dps"],
+                        n_images=2, n_select=1, steps=3, seeds=[0, 1], dps_step_sizes=[0.5, 2.0], lpips_nets=[],
+                        out_dir=str(tmp_path), progress=False, keep_images=True)
+    res = ev.run_evaluation(cfg, prior=tiny_prior, images=images)
+    assert set(res.images) == {("box", "0.05", "measurement"), ("box", "0.05", "dps")}
+    for (task, noise, method), by_image in res.images.items():
+        assert sorted(by_image) == [1, 2]  # the reported images only
+        params = res.selected[(task, noise, method)]
+        for i, img in by_image.items():
+            assert img.shape == images.shape[1:] and float(img.min()) >= 0 and float(img.max()) <= 1
+            row = next(r for r in res.rows if (r["method"], r["params"], r["image"], r["seed"]) == (method, params, str(i), "0"))
+            assert float(psnr(img[None], images[i : i + 1], data_range=1.0)[0]) == pytest.approx(float(row["psnr"]), rel=1e-4)
+    # off by default: nothing kept
+    res2 = ev.run_evaluation(ev.EvalConfig(**{**cfg.__dict__, "keep_images": False, "out_dir": str(tmp_path / "b")}),
+                             prior=tiny_prior, images=images)
+    assert res2.images == {}
