@@ -1,0 +1,301 @@
+"""The course's three findings, checked against the numbers of :mod:`helpers.evaluate`.
+
+The poster the course is built from observed, on real face photos:
+
+1. **SDEdit has no t0 "sweet spot"** that deblurs or inpaints without hallucination;
+2. **eye symmetry is only partly recovered** under deconvolution;
+3. **only DPS partly keeps the shape of the upper lip** (the mouth).
+
+On the bundled cartoon-face prior every face is drawn from known parts, so each observation
+becomes a number computed from a results folder of ``python -m helpers.evaluate`` (its
+``results.csv`` and ``config.json``):
+
+* :func:`sdedit_sweet_spot` -- for every swept t0: PSNR and LPIPS against the measurement's
+  (does it remove the degradation?) and the eye-type and mouth-type recovery against the best
+  other method's (does it keep the face's parts, or invent new ones?). A *sweet spot* is a t0
+  that does both: PSNR above and LPIPS below the measurement's means, and eye and mouth
+  recovery each no more than one standard error below the best of the other methods
+  (measurement, classical baseline, ScoreALD, DPS).
+* :func:`eye_symmetry_recovery` -- the eye-symmetry score (:func:`helpers.face_measures.eye_symmetry`)
+  of each method on a task, and the fraction of the gap between the measurement and the clean
+  faces that it closes: *not* recovered when the method is not above the measurement by more
+  than one paired standard error (or closes under 10 % of the gap), *fully* when it closes at
+  least 90 % of the gap (:data:`FULL_GAP`), *partly* in between.
+* :func:`part_recovery` -- how often each method's reconstruction shows the true mouth (or
+  eye) type, and whether one method is ahead of every other by more than one paired standard
+  error.
+
+All values are means over the *reported* images (seeds averaged per image first) with standard
+errors over images; the verdicts are sentences that state the numbers they rest on, so a
+chapter can print them next to its plots. Metrics live in image space [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .evaluate import METHOD_NAMES, _noise_str, read_results
+
+__all__ = [
+    "ResultSet",
+    "Score",
+    "sdedit_sweet_spot",
+    "eye_symmetry_recovery",
+    "part_recovery",
+]
+
+OTHER_METHODS = ("measurement", "baseline", "score_ald", "dps")
+FULL_GAP = 0.9  # eye symmetry: closing at least 90 % of the measurement-to-truth gap counts as "fully"
+
+
+@dataclass(frozen=True)
+class Score:
+    """Mean ± standard error over ``n`` images."""
+
+    mean: float
+    se: float
+    n: int
+
+    def __str__(self) -> str:
+        if not math.isfinite(self.mean):
+            return "–"
+        return f"{self.mean:.3g} ± {self.se:.2g}" if math.isfinite(self.se) else f"{self.mean:.3g}"
+
+
+def _score(values) -> Score:
+    a = np.asarray(list(values), dtype=float)
+    a = a[np.isfinite(a)]
+    if len(a) == 0:
+        return Score(float("nan"), float("nan"), 0)
+    se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+    return Score(float(a.mean()), se, len(a))
+
+
+@dataclass
+class ResultSet:
+    """The rows and chosen parameters of one results folder of :mod:`helpers.evaluate`.
+
+    ``selected`` maps ``(task, noise string, method)`` to the chosen ``params`` string;
+    ``report_images`` are the indices of the reported images (the selection images are
+    never used here).
+    """
+
+    rows: list
+    selected: dict
+    report_images: list
+    config: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, folder) -> "ResultSet":
+        """Read ``results.csv`` and ``config.json`` of ``folder`` (a ``--out`` of helpers.evaluate)."""
+        folder = Path(folder)
+        csv_path, cfg_path = folder / "results.csv", folder / "config.json"
+        for p in (csv_path, cfg_path):
+            if not p.exists():
+                raise FileNotFoundError(
+                    f"{p} does not exist: run `python -m helpers.evaluate --out {folder}` first (see the README), "
+                    "or point to a folder that holds its results.csv and config.json"
+                )
+        cfg = json.loads(cfg_path.read_text())
+        selected = {}
+        for key, params in cfg.get("selected", {}).items():
+            task, sigma, method = key.split("|")
+            selected[(task, sigma.split("=", 1)[1], method)] = params
+        return cls(read_results(csv_path), selected, [int(i) for i in cfg.get("report_images", [])], cfg)
+
+    # -- access
+    def per_image(self, method: str, task: str, noise, field: str, params: Optional[str] = None) -> dict:
+        """{image: value averaged over seeds} on the reported images; ``params`` default: the chosen ones."""
+        ns = _noise_str(float(noise))
+        if params is None:
+            params = self.selected.get((task, ns, method))
+            if params is None:
+                return {}
+        report = set(self.report_images)
+        by: dict = {}
+        for r in self.rows:
+            if (r["method"], r["params"], r["task"]) != (method, params, task) or r.get("status") != "ok":
+                continue
+            if _noise_str(float(r["noise"])) != ns or int(r["image"]) not in report:
+                continue
+            try:
+                v = float(r[field])
+            except (TypeError, ValueError, KeyError):
+                continue
+            if math.isfinite(v):
+                by.setdefault(int(r["image"]), []).append(v)
+        return {i: float(np.mean(v)) for i, v in sorted(by.items())}
+
+    def score(self, method: str, task: str, noise, field: str, params: Optional[str] = None) -> Score:
+        return _score(self.per_image(method, task, noise, field, params).values())
+
+    def sdedit_params(self, task: str, noise) -> list[tuple[float, str]]:
+        """[(t0, params)] of the SDEdit sweep present for ``task`` and ``noise``, by t0."""
+        ns = _noise_str(float(noise))
+        found = {}
+        for r in self.rows:
+            if r["method"] == "sdedit" and r["task"] == task and _noise_str(float(r["noise"])) == ns:
+                t0 = float(r["params"].split(";")[0].split("=")[1])
+                found[t0] = r["params"]
+        return sorted(found.items())
+
+    def methods(self, task: str, noise) -> list[str]:
+        ns = _noise_str(float(noise))
+        return [m for m in ("measurement", "baseline", "sdedit", "score_ald", "dps") if (task, ns, m) in self.selected]
+
+
+def _paired(a: dict, b: dict) -> Score:
+    """Mean ± s.e. of a − b over the images both have."""
+    common = sorted(set(a) & set(b))
+    return _score(a[i] - b[i] for i in common)
+
+
+def _check_task(rs: ResultSet, task: str, noise) -> None:
+    if not rs.methods(task, noise):
+        have = sorted({(k[0], k[1]) for k in rs.selected})
+        raise ValueError(f"no results for task {task!r} at σ_y = {_noise_str(float(noise))}; the folder has {have}")
+
+
+# ---------------------------------------------------------------------------- finding 1
+def sdedit_sweet_spot(rs: ResultSet, task: str, noise) -> dict:
+    """Is there a t0 at which SDEdit removes the degradation *and* keeps the face's parts?
+
+    Returns a dict with ``t0s``, per-t0 :class:`Score` lists ``psnr``, ``lpips``, ``eyes``,
+    ``mouth``; the measurement's ``measurement`` scores; ``best_other`` (the best other method's
+    eye and mouth recovery, and which method); per-t0 booleans ``removes_degradation`` and
+    ``keeps_parts``; ``sweet_spots`` (the t0s with both) and a ``verdict`` sentence.
+    """
+    _check_task(rs, task, noise)
+    sweep = rs.sdedit_params(task, noise)
+    if not sweep:
+        raise ValueError(f"no SDEdit sweep for {task!r} at σ_y = {_noise_str(float(noise))}")
+    lp = "lpips_alex" if rs.score("measurement", task, noise, "lpips_alex").n else "lpips_vgg"
+    meas = {f: rs.score("measurement", task, noise, f) for f in ("psnr", lp, "eyes_ok", "mouth_ok")}
+    best = {}
+    for part in ("eyes_ok", "mouth_ok"):
+        cands = [(rs.score(m, task, noise, part), m) for m in OTHER_METHODS if (task, _noise_str(float(noise)), m) in rs.selected]
+        cands = [c for c in cands if c[0].n]
+        best[part] = max(cands, key=lambda c: c[0].mean) if cands else (Score(float("nan"), float("nan"), 0), "")
+    out = {"task": task, "noise": _noise_str(float(noise)), "t0s": [t for t, _ in sweep], "lpips_field": lp,
+           "measurement": meas, "best_other": best}
+    for key, f in (("psnr", "psnr"), ("lpips", lp), ("eyes", "eyes_ok"), ("mouth", "mouth_ok")):
+        out[key] = [rs.score("sdedit", task, noise, f, params) for _, params in sweep]
+    removes, keeps = [], []
+    for j in range(len(sweep)):
+        removes.append(out["psnr"][j].mean > meas["psnr"].mean and out["lpips"][j].mean < meas[lp].mean)
+        ok = True
+        for key, part in (("eyes", "eyes_ok"), ("mouth", "mouth_ok")):
+            ref, _ = best[part]
+            s = out[key][j]
+            if not (math.isfinite(ref.mean) and math.isfinite(s.mean)):
+                ok = False
+                continue
+            tol = s.se if math.isfinite(s.se) else 0.0
+            ok = ok and s.mean >= ref.mean - tol
+        keeps.append(ok)
+    out["removes_degradation"], out["keeps_parts"] = removes, keeps
+    out["sweet_spots"] = [t for t, r, k in zip(out["t0s"], removes, keeps) if r and k]
+    rem = [f"{t:g}" for t, r in zip(out["t0s"], removes) if r]
+    kp = [f"{t:g}" for t, k in zip(out["t0s"], keeps) if k]
+    (be, bm), (bmo, bmm) = best["eyes_ok"], best["mouth_ok"]
+    head = (f"{task}, σ_y = {out['noise']}: SDEdit beats the measurement in PSNR and LPIPS at t0 ∈ {{{', '.join(rem) or 'none'}}}; "
+            f"it keeps eye and mouth types as often as the best other method (eyes {be.mean:.0%} by "
+            f"{METHOD_NAMES.get(bm, bm)}, mouth {bmo.mean:.0%} by {METHOD_NAMES.get(bmm, bmm)}) at t0 ∈ {{{', '.join(kp) or 'none'}}}. ")
+    if out["sweet_spots"]:
+        out["verdict"] = head + f"Sweet spot at t0 = {', '.join(f'{t:g}' for t in out['sweet_spots'])}: the finding does NOT hold here."
+    else:
+        out["verdict"] = head + "No t0 does both: the finding holds."
+    return out
+
+
+# ---------------------------------------------------------------------------- finding 2
+def eye_symmetry_recovery(rs: ResultSet, task: str, noise, truth_symmetry: Score) -> dict:
+    """Eye symmetry of every method on ``task`` against the measurement and the clean faces.
+
+    ``truth_symmetry``: the score of the clean reported faces (e.g. ``Score`` of
+    :func:`helpers.face_measures.eye_symmetry` on them). Returns ``{method: {"symmetry": Score,
+    "gap_closed": float, "vs_measurement": Score (paired), "status": "not"|"partly"|"fully"}}``
+    plus ``truth`` and a ``verdict`` sentence. ``gap_closed`` = (method − measurement) /
+    (truth − measurement).
+    """
+    _check_task(rs, task, noise)
+    meas = rs.per_image("measurement", task, noise, "eye_symmetry")
+    m_score = _score(meas.values())
+    out: dict = {"task": task, "noise": _noise_str(float(noise)), "truth": truth_symmetry, "methods": {}}
+    gap = truth_symmetry.mean - m_score.mean
+    for m in rs.methods(task, noise):
+        vals = rs.per_image(m, task, noise, "eye_symmetry")
+        s = _score(vals.values())
+        d = _paired(vals, meas)
+        closed = (s.mean - m_score.mean) / gap if abs(gap) > 1e-12 else float("nan")
+        above_meas = (math.isfinite(d.se) and d.mean > d.se) or (not math.isfinite(d.se) and d.mean > 0)
+        if not above_meas or not math.isfinite(closed) or closed < 0.1:
+            status = "not"
+        elif closed >= FULL_GAP:
+            status = "fully"
+        else:
+            status = "partly"
+        out["methods"][m] = {"symmetry": s, "gap_closed": closed, "vs_measurement": d, "status": "not" if m == "measurement" else status}
+    parts = [f"{METHOD_NAMES.get(m, m)} {v['symmetry'].mean:.3f} ({v['status']}"
+             + (f", {v['gap_closed']:.0%} of the gap" if m != "measurement" and math.isfinite(v["gap_closed"]) else "") + ")"
+             for m, v in out["methods"].items()]
+    statuses = {v["status"] for m, v in out["methods"].items() if m in ("sdedit", "score_ald", "dps")}
+    if statuses and statuses <= {"partly"}:
+        tail = "every diffusion method recovers it only partly: the finding holds."
+    elif "fully" in statuses and "partly" in statuses:
+        tail = "some diffusion methods recover it fully, others partly: the finding holds only in part."
+    elif statuses == {"fully"}:
+        tail = f"every diffusion method closes at least {FULL_GAP:.0%} of the gap: the finding does NOT hold here."
+    elif statuses == {"not"}:
+        tail = "no diffusion method improves the measurement's symmetry: the finding does NOT hold here (nothing is recovered)."
+    else:
+        tail = "the diffusion methods differ (" + ", ".join(sorted(statuses)) + "): the finding holds only in part."
+    out["verdict"] = (f"{task}, σ_y = {out['noise']}: eye symmetry of the clean faces {truth_symmetry.mean:.3f}, "
+                      f"measurement {m_score.mean:.3f}; " + "; ".join(parts[1:] if parts and parts[0].startswith("measurement") else parts)
+                      + f". {tail[0].upper() + tail[1:]}")
+    return out
+
+
+# ---------------------------------------------------------------------------- finding 3
+def part_recovery(rs: ResultSet, task: str, noise, part: str = "mouth", truth_rate: Optional[float] = None) -> dict:
+    """How often each method shows the true ``part`` ("mouth" or "eyes") type on ``task``.
+
+    Returns ``{"methods": {method: Score}, "leader": method or None, "margins": {method: Score}
+    (leader − method, paired), "verdict": str}``. The leader is the method with the highest
+    recovery that is ahead of every other diffusion method by more than one paired standard
+    error; None if no method is. ``truth_rate``: the classifier's rate on the clean faces
+    (what "fully" would be), for the sentence.
+    """
+    if part not in ("mouth", "eyes"):
+        raise ValueError(f"part must be 'mouth' or 'eyes', got {part!r}")
+    _check_task(rs, task, noise)
+    f = f"{part}_ok"
+    per = {m: rs.per_image(m, task, noise, f) for m in rs.methods(task, noise)}
+    scores = {m: _score(v.values()) for m, v in per.items()}
+    diffusion = [m for m in ("sdedit", "score_ald", "dps") if m in per]
+    leader, margins = None, {}
+    if diffusion:
+        top = max(diffusion, key=lambda m: scores[m].mean)
+        margins = {m: _paired(per[top], per[m]) for m in diffusion if m != top}
+        if all(math.isfinite(d.mean) and d.mean > (d.se if math.isfinite(d.se) else 0.0) for d in margins.values()):
+            leader = top
+    listing = "; ".join(f"{METHOD_NAMES.get(m, m)} {s.mean:.0%} ± {s.se:.0%}" if math.isfinite(s.se) else
+                        f"{METHOD_NAMES.get(m, m)} {s.mean:.0%}" for m, s in scores.items())
+    ref = f" (clean faces: {truth_rate:.0%})" if truth_rate is not None else ""
+    if leader == "dps":
+        partly = truth_rate is None or scores["dps"].mean < truth_rate - (scores["dps"].se or 0)
+        tail = ("DPS alone is ahead of the other diffusion methods by more than one paired standard error"
+                + (", and below the clean faces: it *partly* keeps the " + part + ". The finding holds." if partly
+                   else ", and as good as the clean faces. The finding holds, DPS keeps it fully here."))
+    elif leader is not None:
+        tail = f"{METHOD_NAMES.get(leader, leader)}, not DPS, is ahead of the other diffusion methods: the finding does NOT hold here."
+    else:
+        tail = "no diffusion method is ahead of all others by more than one paired standard error: the finding is not confirmed here."
+    return {"task": task, "noise": _noise_str(float(noise)), "part": part, "methods": scores, "leader": leader,
+            "margins": margins, "verdict": f"{task}, σ_y = {_noise_str(float(noise))}, {part} type recovered{ref}: {listing}. {tail}"}
