@@ -785,6 +785,8 @@ def run_evaluation(config: EvalConfig, *, prior=None, images=None, attrs: Option
     cfg_json["select_images"] = select_idx
     cfg_json["tasks_detail"] = {t.name: t.description for t in tasks}
     cfg_json["prior_name"] = str(getattr(prior, "name", cfg.prior))
+    # face measures of the clean reported images: [mean, standard error, n] (null without face measures)
+    cfg_json["reference"] = None if reference is None else {k: [float(x) for x in v] for k, v in reference.items()}
     (out / "config.json").write_text(json.dumps(cfg_json, indent=2, default=str) + "\n")
     plots = _make_plots(out, cfg, tasks, grid, selected, cfg_rows, report_idx) if cfg.plots else []
     kept = {}

@@ -110,6 +110,12 @@ class ResultSet:
         return cls(read_results(csv_path), selected, [int(i) for i in cfg.get("report_images", [])], cfg)
 
     # -- access
+    @property
+    def reference(self) -> dict:
+        """Face measures of the clean reported images, ``{field: Score}`` (empty if not recorded)."""
+        ref = self.config.get("reference") or {}
+        return {k: Score(float(v[0]), float(v[1]), int(v[2])) for k, v in ref.items()}
+
     def per_image(self, method: str, task: str, noise, field: str, params: Optional[str] = None) -> dict:
         """{image: value averaged over seeds} on the reported images; ``params`` default: the chosen ones."""
         ns = _noise_str(float(noise))

@@ -144,3 +144,23 @@ def test_load_reads_what_run_evaluation_wrote(tiny_prior, tmp_path):
     want = np.mean([float(r["psnr"]) for r in res.rows if r["method"] == "measurement" and r["noise"] == "0.05"
                     and r["split"] == "report"])
     assert rs.score("measurement", "box", 0.05, "psnr").mean == pytest.approx(want)
+
+
+def test_reference_scores_of_the_clean_images_are_recorded(tmp_path):
+    from helpers import evaluate as ev
+    from helpers.face_measures import eye_symmetry
+    from tests.test_evaluate import FakeClassifiers, smooth_images
+
+    images = smooth_images(3, size=32)
+    attrs = {"eyes": np.array([1, 0, 1]), "mouth": np.array([1, 1, 0])}
+    cfg = ev.EvalConfig(prior="tiny", tasks=["box"], noise_levels=[0.05], methods=["measurement"], n_images=2,
+                        n_select=1, steps=3, lpips_nets=[], out_dir=str(tmp_path), progress=False, face_measures=True)
+    from helpers.priors import Prior
+    from helpers.schedule import NoiseSchedule
+    from tests.conftest import tiny_unet
+
+    prior32 = Prior(tiny_unet(size=32), NoiseSchedule.linear(), name="tiny32")  # face measures need 32-px faces
+    ev.run_evaluation(cfg, prior=prior32, images=images, attrs=attrs, classifiers=FakeClassifiers())
+    ref = ResultSet.load(tmp_path).reference
+    assert ref["eyes_ok"].mean == pytest.approx(0.5) and ref["mouth_ok"].mean == pytest.approx(0.5)  # images 1, 2
+    assert ref["eye_symmetry"].mean == pytest.approx(float(np.mean(eye_symmetry(images[1:]))))
