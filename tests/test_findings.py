@@ -164,3 +164,21 @@ def test_reference_scores_of_the_clean_images_are_recorded(tmp_path):
     ref = ResultSet.load(tmp_path).reference
     assert ref["eyes_ok"].mean == pytest.approx(0.5) and ref["mouth_ok"].mean == pytest.approx(0.5)  # images 1, 2
     assert ref["eye_symmetry"].mean == pytest.approx(float(np.mean(eye_symmetry(images[1:]))))
+
+
+def test_figures_draw_what_they_are_given():
+    rs = _sweep_rows({0.1: (25, 0.05, SEVEN, HALF), 0.3: (22, 0.04, HALF, HALF)},
+                     meas=(23, 0.08, ALL, SEVEN), others={"dps": (28, 0.02, ALL, ALL)})
+    from helpers.findings import method_bars, sweet_spot_figure
+
+    fig = sweet_spot_figure([sdedit_sweet_spot(rs, "deblur", 0.05)])
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    line = axes[0].get_lines()[0]
+    assert list(line.get_xdata()) == [0.1, 0.3] and list(line.get_ydata()) == [25, 22]
+    fig = method_bars({"deblur": {"dps": Score(0.9, 0.05, 8), "sdedit": Score(0.5, 0.1, 8)}}, ylabel="mouth kept",
+                      reference={"deblur": 1.0})
+    heights = sorted(p.get_height() for p in fig.get_axes()[0].patches)
+    assert heights == [0.5, 0.9]
+    with pytest.raises(ValueError, match="empty"):
+        method_bars({}, ylabel="x")
