@@ -1,0 +1,266 @@
+"""Checkers for the exercises of the chapter *ScoreALD: annealed Langevin dynamics*.
+
+Each checker prints ``Correct: ...`` or ``Not yet: <hint>`` and returns a
+:class:`helpers.exercises.CheckResult`, which is truthy exactly when the answer is correct
+(``assert check_ald_weight(my_fn)`` works). A checker never raises on a student's answer:
+``...``, ``None``, a function that raises or returns the wrong shape all give a hint.
+
+================================  ==========================================================
+checker                           what the student supplies
+================================  ==========================================================
+:func:`check_ald_weight`          ``fn(t, noise_std, schedule) -> 1/(2(σ_y² + γ_t²))``, the
+                                  likelihood weight of the poster's update at training index t
+:func:`check_ald_likelihood_grad` ``fn(operator, x, y) -> ∇_x ‖A x − y‖²`` in closed form
+                                  (2 Aᵀ(A x − y)), compared with autograd
+:func:`check_best_step_size`      the λ of a sweep with the best mean metric (diverged step
+                                  sizes are NaN and never best)
+================================  ==========================================================
+
+γ_t = √((1 − ᾱ_t)/ᾱ_t) is ``schedule.noise_to_signal[t]``: the noise level of the VE iterate
+x_t/√ᾱ_t of a DDPM (variance-preserving) prior (see :func:`helpers.samplers.score_ald`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .exercises import CheckResult, _call, _close, _max_diff, _report, _schedule
+from .operators import BoxInpainting, GaussianBlur, Operator, SuperResolution
+from .schedule import NoiseSchedule
+
+__all__ = ["check_ald_weight", "check_ald_likelihood_grad", "check_best_step_size", "ald_weight"]
+
+
+# ---------------------------------------------------------------------- the weight 1/(2(σ_y² + γ_t²))
+def ald_weight(t: int, noise_std: float, schedule: NoiseSchedule) -> float:
+    """The reference: 1/(2(σ_y² + γ_t²)) with γ_t² = (1 − ᾱ_t)/ᾱ_t = 1/ᾱ_t − 1."""
+    gamma2 = 1.0 / schedule.alpha_bar(t) - 1.0
+    return 1.0 / (2.0 * (noise_std**2 + gamma2))
+
+
+_WEIGHT_CASES = ((0, 0.05), (10, 0.05), (20, 0.2), (100, 0.05), (250, 0.05), (500, 0.1), (999, 0.05))
+
+
+def _as_number(value) -> Optional[float]:
+    """A float from a number, a 0-d/one-element tensor or array; ``None`` if it is not one."""
+    try:
+        if torch.is_tensor(value):
+            return float(value.detach().cpu().reshape(-1)[0]) if value.numel() == 1 else None
+        arr = np.asarray(value, dtype=float)
+        return float(arr.reshape(-1)[0]) if arr.size == 1 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def check_ald_weight(fn: Callable, schedule: Optional[NoiseSchedule] = None) -> CheckResult:
+    """Does ``fn(t, noise_std, schedule)`` return 1/(2(σ_y² + γ_t²)) with γ_t² = (1 − ᾱ_t)/ᾱ_t?
+
+    Checked at t = 0 … 999 and σ_y = 0.05, 0.1, 0.2 against the closed form from
+    ``schedule.alpha_bar`` (default: the linear schedule of google's DDPM models), to a
+    relative error of 1e-4. Common mistakes (no factor 2, γ_t instead of γ_t², σ_y instead
+    of σ_y², the VP noise variance 1 − ᾱ_t or √ᾱ_t instead of γ_t², a missing term) get a hint.
+    """
+    sched = _schedule(schedule)
+    if fn is Ellipsis or fn is None:
+        return _report(False, "replace the `...` with your function fn(t, noise_std, schedule).")
+    if not callable(fn):
+        return _report(False, f"give a function fn(t, noise_std, schedule), got {type(fn).__name__}.")
+    wrong = []
+    for t, s in _WEIGHT_CASES:
+        out, err = _call(fn, t, s, sched)
+        if err:
+            return _report(False, err + " (it is called as fn(t, noise_std, schedule): an int, a float, a NoiseSchedule).")
+        if out is None or out is Ellipsis:
+            return _report(False, "your function returned None: replace the `...` with your code and `return` the weight.")
+        v = _as_number(out)
+        if v is None:
+            return _report(False, f"return one number (the weight at this t), got {type(out).__name__} "
+                                  f"of shape {tuple(np.shape(out.detach().cpu() if torch.is_tensor(out) else out))}.")
+        if not math.isclose(v, ald_weight(t, s, sched), rel_tol=1e-4):
+            wrong.append((t, s, v))
+    if not wrong:
+        return _report(True, "the weight 1/(2(σ_y² + γ_t²)) matches at every t and σ_y tested: about 1/(2γ_t²) "
+                             "early (tiny), about 1/(2σ_y²) at the end (large).")
+
+    def a(t):
+        return sched.alpha_bar(t)
+
+    def g2(t):
+        return 1.0 / a(t) - 1.0
+
+    variants = {
+        "you forgot the 2: the gradient of ‖A x − y‖² is 2Aᵀ(A x − y), and the weight is 1/(2(σ_y² + γ_t²)).":
+            lambda t, s: 1.0 / (s**2 + g2(t)),
+        "γ_t is a standard deviation: add its square, γ_t² = (1 − ᾱ_t)/ᾱ_t, to σ_y².":
+            lambda t, s: 1.0 / (2.0 * (s**2 + g2(t) ** 0.5)),
+        "σ_y is a standard deviation (`noise_std`): add its square σ_y² to γ_t².":
+            lambda t, s: 1.0 / (2.0 * (s + g2(t))),
+        "both σ_y and γ_t are standard deviations: add their squares, σ_y² + γ_t².":
+            lambda t, s: 1.0 / (2.0 * (s + g2(t) ** 0.5)),
+        "1 − ᾱ_t is the noise variance of the VP iterate x_t; the formula needs the noise of x_t/√ᾱ_t, "
+        "γ_t² = (1 − ᾱ_t)/ᾱ_t (divide by ᾱ_t).":
+            lambda t, s: 1.0 / (2.0 * (s**2 + 1.0 - a(t))),
+        "that uses √(1 − ᾱ_t) (the VP noise std); γ_t² = (1 − ᾱ_t)/ᾱ_t is the variance of the noise in x_t/√ᾱ_t.":
+            lambda t, s: 1.0 / (2.0 * (s**2 + (1.0 - a(t)) ** 0.5)),
+        "√ᾱ_t is the signal's scale, not a noise level: use γ_t² = (1 − ᾱ_t)/ᾱ_t = 1/ᾱ_t − 1.":
+            lambda t, s: 1.0 / (2.0 * (s**2 + a(t) ** 0.5)),
+        "ᾱ_t is the signal's share, not a noise level: use γ_t² = (1 − ᾱ_t)/ᾱ_t = 1/ᾱ_t − 1.":
+            lambda t, s: 1.0 / (2.0 * (s**2 + a(t))),
+        "γ_t² = (1 − ᾱ_t)/ᾱ_t, not ᾱ_t/(1 − ᾱ_t) (noise over signal).":
+            lambda t, s: 1.0 / (2.0 * (s**2 + a(t) / (1.0 - a(t)))),
+        "you left out γ_t²: the residual A x_t − y also carries the noise still in x_t, so the variance is σ_y² + γ_t².":
+            lambda t, s: 1.0 / (2.0 * s**2),
+        "you left out σ_y²: the measurement noise adds to the noise of x_t (and keeps the weight finite at the end).":
+            lambda t, s: 1.0 / (2.0 * g2(t)),
+        "that is the variance 2(σ_y² + γ_t²) itself: the weight is its inverse.":
+            lambda t, s: 2.0 * (s**2 + g2(t)),
+        "use ᾱ_t = schedule.alpha_bar(t) (the product of all α_s up to t), not the single step's α_t = 1 − β_t.":
+            lambda t, s: 1.0 / (2.0 * (s**2 + 1.0 / float(sched.alphas[t]) - 1.0)),
+    }
+    for hint, f in variants.items():
+        if all(math.isclose(v, f(t, s), rel_tol=1e-4) for t, s, v in wrong):
+            return _report(False, hint)
+    t, s, v = wrong[0]
+    where = ", ".join(f"t={w[0]}" for w in wrong)
+    return _report(False, f"wrong at {where} (at t={t}, σ_y={s}: you gave {v:.6g}, expected {ald_weight(t, s, sched):.6g}). "
+                          "Compute γ_t² = 1/ᾱ_t − 1 with ᾱ_t = schedule.alpha_bar(t), then 1/(2(σ_y² + γ_t²)).")
+
+
+# ---------------------------------------------------------------------- ∇‖A x − y‖² = 2 Aᵀ(A x − y)
+def _autograd_grad(operator: Operator, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with torch.enable_grad():
+        xx = x.detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(((operator(xx) - y) ** 2).sum(), xx)
+    return g
+
+
+def _grad_cases(seed: int = 0):
+    """(name, operator, x, y) on 16×16 images: a blur, a box mask, ×2 super-resolution (changes the shape)."""
+    g = torch.Generator().manual_seed(seed)
+    ops = [("GaussianBlur", GaussianBlur(5, 1.0)), ("BoxInpainting", BoxInpainting(16, 8)),
+           ("SuperResolution(2)", SuperResolution(2))]
+    cases = []
+    for name, op in ops:
+        x = torch.rand((2, 3, 16, 16), generator=g, dtype=torch.float64) * 2 - 1
+        x_true = torch.rand((2, 3, 16, 16), generator=g, dtype=torch.float64) * 2 - 1
+        y = op(x_true) + 0.05 * torch.randn(op.output_shape(x.shape), generator=g, dtype=torch.float64)
+        cases.append((name, op, x, y))
+    return cases
+
+
+def check_ald_likelihood_grad(fn: Callable) -> CheckResult:
+    """Does ``fn(operator, x, y)`` return ∇_x ‖A x − y‖² = 2 Aᵀ(A x − y) (summed over the batch's pixels)?
+
+    Checked against autograd (what :func:`helpers.samplers.score_ald` uses) for a Gaussian blur,
+    a box mask and ×2 super-resolution on (2, 3, 16, 16) float64 images; ``operator.adjoint``
+    gives Aᵀ. The gradient has the shape of x, also when y is smaller (super-resolution).
+    """
+    if fn is Ellipsis or fn is None:
+        return _report(False, "replace the `...` with your function fn(operator, x, y).")
+    if not callable(fn):
+        return _report(False, f"give a function fn(operator, x, y), got {type(fn).__name__}.")
+    wrong = []
+    for name, op, x, y in _grad_cases():
+        out, err = _call(fn, op, x.clone(), y.clone())
+        if err:
+            return _report(False, err + f" (with A = {name}; it is called as fn(operator, x, y)).")
+        if out is None or out is Ellipsis:
+            return _report(False, "your function returned None: replace the `...` with your code and `return` the gradient.")
+        try:
+            mine = torch.as_tensor(np.asarray(out.detach().cpu() if torch.is_tensor(out) else out), dtype=torch.float64)
+        except (TypeError, ValueError) as e:
+            return _report(False, f"return a tensor of the shape of x, got {type(out).__name__} ({e}).")
+        if tuple(mine.shape) != tuple(x.shape):
+            hint = ""
+            if tuple(mine.shape) == tuple(y.shape):
+                hint = " That is the shape of y: bring the residual back to image space with operator.adjoint (Aᵀ)."
+            return _report(False, f"with A = {name} your gradient has shape {tuple(mine.shape)}, expected the shape of x, "
+                                  f"{tuple(x.shape)}.{hint}")
+        ref = _autograd_grad(op, x, y)
+        if not _close(mine, ref, rtol=1e-5, atol=1e-8):
+            wrong.append((name, op, x, y, mine))
+    if not wrong:
+        return _report(True, "∇_x ‖A x − y‖² = 2Aᵀ(A x − y) matches autograd for the blur, the box mask and "
+                             "super-resolution: no backward pass through A is needed for a linear operator.")
+
+    def r(op, x, y):
+        return op(x) - y
+
+    variants = {
+        "you forgot the factor 2: ∇‖A x − y‖² = 2Aᵀ(A x − y).":
+            lambda op, x, y: op.adjoint(r(op, x, y)),
+        "the sign is wrong: the gradient points away from the measurement, 2Aᵀ(A x − y) (the sampler subtracts it).":
+            lambda op, x, y: -2 * op.adjoint(r(op, x, y)),
+        "you used the pseudo-inverse A⁺ where the gradient needs the adjoint Aᵀ (operator.adjoint): "
+        "they differ for a blur (A⁺ y = y there) and for super-resolution (A⁺ = k²Aᵀ).":
+            lambda op, x, y: 2 * op.pseudo_inverse(r(op, x, y)),
+        "you used 2Aᵀ(A x − y) without the factor 2 and with the pseudo-inverse: use 2 · operator.adjoint(A x − y).":
+            lambda op, x, y: op.pseudo_inverse(r(op, x, y)),
+        "the chain rule needs Aᵀ: the gradient of ‖A x − y‖² is 2Aᵀ(A x − y), not 2(A x − y) or 2A(A x − y).":
+            lambda op, x, y: 2 * op(r(op, x, y)),
+        "you returned the residual's gradient for the *plain* norm ‖A x − y‖; the squared norm gives 2Aᵀ(A x − y).":
+            lambda op, x, y: op.adjoint(r(op, x, y)) / r(op, x, y).flatten(1).norm(dim=1).view(-1, 1, 1, 1),
+        "you returned the image residual x − Aᵀy: apply A first, then Aᵀ: 2Aᵀ(A x − y).":
+            lambda op, x, y: 2 * (x - op.adjoint(y)),
+    }
+    for hint, f in variants.items():
+        try:
+            if all(tuple(f(op, x, y).shape) == tuple(mine.shape) and _close(mine, f(op, x, y), rtol=1e-5, atol=1e-8)
+                   for _, op, x, y, mine in wrong):
+                return _report(False, hint)
+        except Exception:  # a variant that does not apply to this operator
+            continue
+    name, op, x, y, mine = wrong[0]
+    names = ", ".join(w[0] for w in wrong)
+    return _report(False, f"wrong for A = {names} (max |error| {_max_diff(mine, _autograd_grad(op, x, y)):.3g} for {name}). "
+                          "Compute the residual r = operator(x) − y, then return 2 * operator.adjoint(r).")
+
+
+# ---------------------------------------------------------------------- the best λ of a sweep
+def check_best_step_size(answer, step_sizes: Sequence[float], values, higher_is_better: bool = True,
+                         metric: str = "PSNR") -> CheckResult:
+    """Is ``answer`` the λ of ``step_sizes`` with the best mean of ``values`` over the images?
+
+    ``values``: shape (N,) (one per λ) or (n_images, N); a λ whose run diverged is NaN in its
+    column and never counts as best. PSNR: ``higher_is_better=True``; LPIPS: ``False``.
+    """
+    try:
+        lams = [float(s) for s in step_sizes]
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return _report(False, "step_sizes must be numbers and values a numeric array (one column per λ).")
+    if v.ndim == 1:
+        v = v[None]
+    if v.ndim != 2 or v.shape[1] != len(lams):
+        return _report(False, f"values must have shape ({len(lams)},) or (n_images, {len(lams)}), one column per λ; "
+                              f"got {np.asarray(values).shape}.")
+    finite = np.isfinite(v).all(axis=0)
+    if not finite.any():
+        return _report(False, "every λ of the sweep diverged (all NaN): there is no best one.")
+    mean = np.where(finite, np.where(np.isfinite(v), v, 0.0).mean(axis=0), np.nan)
+    pick = np.nanargmax(mean) if higher_is_better else np.nanargmin(mean)
+    best = lams[int(pick)]
+    if answer is None or answer is Ellipsis:
+        return _report(False, "replace the `...` with your λ (a number from the sweep).")
+    a = _as_number(answer)
+    if a is None:
+        return _report(False, f"the answer must be one number (a λ of the sweep), got {type(answer).__name__}.")
+    if not math.isfinite(a):
+        return _report(False, "the answer must be a finite number.")
+    if math.isclose(a, best, rel_tol=1e-9, abs_tol=1e-12):
+        word = "highest" if higher_is_better else "lowest"
+        return _report(True, f"λ = {best:g} gives the {word} mean {metric} ({mean[int(pick)]:.3f}).")
+    match = [i for i, s in enumerate(lams) if math.isclose(a, s, rel_tol=1e-9, abs_tol=1e-12)]
+    if not match:
+        return _report(False, f"{a:g} is not one of the swept values {lams}.")
+    i = match[0]
+    if not finite[i]:
+        return _report(False, f"λ = {a:g} diverged (NaN in its column): it cannot be the best. Ignore NaN columns "
+                              "(np.nanmean / np.nanargmax, or skip the diverged λ).")
+    worse = "lower" if higher_is_better else "higher"
+    return _report(False, f"λ = {a:g} has a mean {metric} of {mean[i]:.3f}, {worse} than another λ of the sweep; "
+                          f"average over the images (axis 0) and take the {'arg max' if higher_is_better else 'arg min'}.")
