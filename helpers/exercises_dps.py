@@ -1,0 +1,275 @@
+"""Checkers for the exercises of the chapter *Diffusion Posterior Sampling* (``book/dps.ipynb``).
+
+Same contract as :mod:`helpers.exercises`: each checker prints ``Correct: ...`` or
+``Not yet: <hint>`` and returns a :class:`~helpers.exercises.CheckResult` (truthy exactly when
+the answer is correct). A checker never raises on the student's answer: ``...`` (Ellipsis),
+``None``, a wrong type, a wrong shape or an exception inside the student's function all give a
+``Not yet`` with a hint.
+
+================================  ==========================================================
+checker                           what the student supplies
+================================  ==========================================================
+:func:`check_dps_scale`           ζ′ for a given official ``scale``, or ``scale`` for a ζ′
+:func:`check_dps_gradient`        ``fn(prior, operator, y, x_t, t) -> ∇_{x_t} Σ_b ‖y_b − A(x̂_0)_b‖``
+:func:`check_dps_best_zeta`       the ζ′ of a sweep with the best mean PSNR (or LPIPS)
+================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .exercises import CheckResult, _call, _max_diff, _report
+
+__all__ = ["check_dps_scale", "check_dps_gradient", "check_dps_best_zeta"]
+
+
+def _number(value, what: str):
+    """(float, None) or (None, hint) for a student's number."""
+    if value is Ellipsis or value is None:
+        return None, f"replace the `...` with your answer: {what} as one number."
+    try:
+        if torch.is_tensor(value) or isinstance(value, np.ndarray):
+            if np.asarray(value.detach().cpu() if torch.is_tensor(value) else value).size != 1:
+                return None, f"give {what} as one number, not an array of shape {tuple(value.shape)}."
+            value = value.item()
+        v = float(value)
+    except (TypeError, ValueError):
+        return None, f"give {what} as one number (e.g. 0.15), got {type(value).__name__}."
+    if not math.isfinite(v):
+        return None, f"{what} must be a finite number, got {v}."
+    return v, None
+
+
+# ---------------------------------------------------------------------- ζ′ ↔ scale
+def check_dps_scale(answer, *, scale: Optional[float] = None, zeta: Optional[float] = None) -> CheckResult:
+    """Convert between the official code's ``scale`` and the paper's ζ′ (scale = 2ζ′).
+
+    Give exactly one of ``scale`` (then ``answer`` must be ζ′ = scale/2) or ``zeta`` (then
+    ``answer`` must be scale = 2ζ′).
+    """
+    if (scale is None) == (zeta is None):
+        return _report(False, "call the checker with exactly one of scale=... (answer: ζ′) or zeta=... (answer: scale).")
+    given = scale if scale is not None else zeta
+    if isinstance(given, bool) or not isinstance(given, (int, float)) or not math.isfinite(given) or given <= 0:
+        return _report(False, f"the given {'scale' if scale is not None else 'ζ′'} must be a positive number, got {given!r}.")
+    if scale is not None:
+        what, truth, wrong_dir = "ζ′", scale / 2.0, scale * 2.0
+    else:
+        what, truth, wrong_dir = "the official scale", zeta * 2.0, zeta / 2.0
+    v, hint = _number(answer, what)
+    if hint:
+        return _report(False, hint)
+
+    def near(x: float) -> bool:
+        return math.isclose(v, x, rel_tol=1e-6, abs_tol=1e-12)
+
+    if near(truth):
+        if scale is not None:
+            return _report(True, f"scale {scale:g} in the official code is ζ′ = {truth:g} in the paper: the code steps "
+                                 f"scale·∇‖r‖, and ζ_t∇‖r‖² = (ζ′/‖r‖)·2‖r‖∇‖r‖ = 2ζ′∇‖r‖.")
+        return _report(True, f"the paper's ζ′ = {zeta:g} is scale {truth:g} in the official code (scale = 2ζ′).")
+    if near(given):
+        return _report(False, "the two numbers differ: the paper's step ζ_t∇‖r‖² with ζ_t = ζ′/‖r‖ equals 2ζ′∇‖r‖ "
+                              "(∇‖r‖² = 2‖r‖∇‖r‖), while the code steps scale·∇‖r‖.")
+    if near(wrong_dir):
+        return _report(False, "the factor 2 goes the other way: scale = 2ζ′, so ζ′ = scale / 2 "
+                              "(the paper's ζ′ is the smaller number).")
+    if near(given**0.5) or near(given**2):
+        return _report(False, "no square or square root is involved: the relation is linear, scale = 2ζ′.")
+    return _report(False, f"you gave {v:g}. Write ζ_t∇_{{x_t}}‖r‖² with ζ_t = ζ′/‖r‖ and ∇‖r‖² = 2‖r‖∇‖r‖, "
+                          "and compare with the code's scale·∇‖r‖.")
+
+
+# ---------------------------------------------------------------------- the guidance gradient
+def _tiny_setup(seed: int = 0):
+    """A tiny random UNet prior (8×8 RGB), a blur operator, a measurement and an x_t: fast and deterministic."""
+    from diffusers import UNet2DModel
+
+    from .operators import GaussianBlur
+    from .priors import Prior
+    from .schedule import NoiseSchedule
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       norm_num_groups=4)
+    prior = Prior(unet, NoiseSchedule.linear(), name="tiny (random weights)")
+    operator = GaussianBlur(kernel_size=3, std=1.0)
+    return prior, operator
+
+
+def _case(prior, operator, seed: int, batch: int = 2):
+    g = torch.Generator().manual_seed(seed)
+    shape = (batch, *prior.image_shape)
+    x0 = (0.6 * torch.randn(shape, generator=g)).clamp(-1, 1)
+    y = operator(x0) + 0.05 * torch.randn(operator(x0).shape, generator=g)
+    x_t = torch.randn(shape, generator=g)
+    return y.to(prior.device, prior.dtype), x_t.to(prior.device, prior.dtype)
+
+
+def _variant(kind: str, prior, operator, y, x_t, t):
+    """The gradient of a common mistake (float64 on the CPU)."""
+    with torch.enable_grad():
+        x = x_t.detach().requires_grad_(True)
+        if kind == "score_ald":  # A applied to x_t itself: no network, no x̂_0
+            loss = (y - operator(x)).flatten(1).norm(dim=1).sum()
+            (g,) = torch.autograd.grad(loss, x)
+            return g.detach().double().cpu()
+        eps = prior.eps(x, t)
+        if kind == "detached":
+            eps = eps.detach()
+        x0 = prior.schedule.predict_x0(x, eps, t)
+        if kind != "no_clip":
+            x0 = x0.clamp(-1, 1)
+        r = (y - operator(x0)).flatten(1)
+        if kind == "squared":
+            loss = (r**2).sum()
+        elif kind == "batch_norm":
+            loss = r.norm()
+        else:
+            loss = r.norm(dim=1).sum()
+        (g,) = torch.autograd.grad(loss, x)
+    return g.detach().double().cpu()
+
+
+_GRAD_HINTS = {
+    "no_clip": "you did not clip x̂_0: clamp it to [-1, 1] before applying A (the official code does, and "
+               "helpers.samplers.dps_gradient with clip_denoised=True does too).",
+    "score_ald": "that is the gradient of ‖y − A(x_t)‖, with A applied to x_t itself (ScoreALD's kind of gradient). "
+                 "DPS applies A to Tweedie's x̂_0(x_t) = (x_t − √(1 − ᾱ_t) ε_θ(x_t, t)) / √ᾱ_t, so the gradient "
+                 "goes through the network.",
+    "squared": "you differentiated the squared norm ‖r‖²; DPS's ζ_t = ζ′/‖r‖ turns it into 2ζ′∇‖r‖: return the "
+               "gradient of the plain norm ‖r‖ (per image, then summed).",
+    "detached": "you detached ε_θ (or computed it under torch.no_grad()): the gradient then skips the network and is "
+                "just ∇ through x_t/√ᾱ_t. Compute eps = prior.eps(x, t) on the x that requires grad, inside "
+                "torch.enable_grad().",
+    "batch_norm": "you took one norm over the whole batch (as the official code, written for batch size 1, does); "
+                  "take one norm per image, r.flatten(1).norm(dim=1), and sum them.",
+}
+
+_GRAD_TIMES = (50, 400, 900)
+
+
+def check_dps_gradient(fn: Callable, prior=None, operator=None, seed: int = 0) -> CheckResult:
+    """Does ``fn(prior, operator, y, x_t, t)`` return DPS's guidance gradient?
+
+    The gradient is ∇_{x_t} Σ_b ‖y_b − A(clip(x̂_0(x_t))_b)‖ with Tweedie's x̂_0 computed from
+    ``prior.eps(x_t, t)``, i.e. :func:`helpers.samplers.dps_gradient` (its first output). Checked on
+    a batch of two images at t = 50, 400, 900. Default: a tiny random-weight UNet on 8×8 images and
+    a 3×3 blur (milliseconds); pass ``prior`` (and ``operator``) to check on a real prior (slower).
+    """
+    from .samplers import dps_gradient
+
+    if prior is None:
+        prior, default_op = _tiny_setup(seed)
+        operator = default_op if operator is None else operator
+    elif operator is None:
+        from .operators import GaussianBlur
+
+        operator = GaussianBlur(kernel_size=3, std=1.0)
+    if fn is Ellipsis or fn is None or not callable(fn):
+        return _report(False, "pass your function itself (not `...` or its result): "
+                              "check_dps_gradient(my_dps_gradient).")
+    wrong = []
+    for k, t in enumerate(_GRAD_TIMES):
+        y, x_t = _case(prior, operator, 1000 * seed + k)
+        out, err = _call(fn, prior, operator, y.clone(), x_t.clone(), t)
+        if err:
+            return _report(False, err + " (it is called as fn(prior, operator, y, x_t, t): y and x_t are (B, C, H, W) "
+                                        "tensors, t an int).")
+        if isinstance(out, (tuple, list)) and len(out) > 0:  # e.g. the (grad, norm, eps) of dps_gradient
+            out = out[0]
+        if out is None or out is Ellipsis:
+            return _report(False, "your function returned nothing: replace the `...` and `return` the gradient "
+                                  "(a tensor shaped like x_t).")
+        try:
+            mine = torch.as_tensor(np.asarray(out.detach().cpu() if torch.is_tensor(out) else out), dtype=torch.float64)
+        except Exception:  # noqa: BLE001 - any odd object from the student
+            return _report(False, f"return a tensor shaped like x_t, got {type(out).__name__}.")
+        if tuple(mine.shape) != tuple(x_t.shape):
+            return _report(False, f"your function returned shape {tuple(mine.shape)}, expected {tuple(x_t.shape)} "
+                                  "(the gradient has the shape of x_t).")
+        if not torch.isfinite(mine).all():
+            return _report(False, "your gradient contains NaN or Inf.")
+        ref = dps_gradient(prior, operator, y, x_t, t)[0].detach().double().cpu()
+        scale = float(ref.abs().max()) + 1e-12
+        if float((mine - ref).abs().max()) <= 1e-4 * scale + 1e-6:
+            continue
+        wrong.append((t, y, x_t, mine, ref))
+    if not wrong:
+        return _report(True, "your gradient equals helpers.samplers.dps_gradient: through the network and the clipped "
+                             "x̂_0, of the plain residual norm, one norm per image.")
+    if all(float(m.abs().max()) == 0.0 for *_, m, _ in wrong):
+        return _report(False, "your gradient is zero everywhere: call x.requires_grad_() on a detached copy of x_t, "
+                              "compute eps, x̂_0 and the norm from that x, then torch.autograd.grad(norm.sum(), x).")
+    for kind, hint in _GRAD_HINTS.items():
+        ok = True
+        for t, y, x_t, mine, _ in wrong:
+            v = _variant(kind, prior, operator, y, x_t, t)
+            if float((mine - v).abs().max()) > 1e-4 * (float(v.abs().max()) + 1e-12) + 1e-6:
+                ok = False
+                break
+        if ok:
+            return _report(False, hint)
+    for t, y, x_t, mine, ref in wrong:
+        for factor, what in ((-1.0, "the sign is flipped: return the gradient of the residual norm (the sampler subtracts it)"),
+                             (2.0, "your gradient is twice the reference: the norm's gradient, not the squared norm's"),
+                             (0.5, "your gradient is half the reference")):
+            if torch.allclose(mine, factor * ref, rtol=1e-4, atol=1e-6):
+                return _report(False, what + ".")
+    t, _, _, mine, ref = wrong[0]
+    times = ", ".join(str(w[0]) for w in wrong)
+    return _report(False, f"wrong at t = {times} (max |error| {_max_diff(mine, ref):.3g} at t = {t}, the gradient's "
+                          f"largest entry is {float(ref.abs().max()):.3g}). Steps: x = x_t.detach().requires_grad_(True); "
+                          "eps = prior.eps(x, t); x0 = prior.schedule.predict_x0(x, eps, t).clamp(-1, 1); "
+                          "r = (y − operator(x0)).flatten(1).norm(dim=1); torch.autograd.grad(r.sum(), x).")
+
+
+# ---------------------------------------------------------------------- best ζ′ of a sweep
+def check_dps_best_zeta(answer, zetas, values, higher_is_better: bool = True, metric: str = "PSNR") -> CheckResult:
+    """Is ``answer`` the ζ′ of ``zetas`` with the best mean of ``values`` over the images?
+
+    ``values``: shape (N,) or (n_images, N), one column per ζ′; NaN marks a run that diverged
+    (it never wins).
+    """
+    try:
+        zs = [float(z) for z in zetas]
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return _report(False, "zetas must be a list of numbers and values an array of metrics (one column per ζ′).")
+    if v.ndim == 1:
+        v = v[None]
+    if v.ndim != 2 or v.shape[1] != len(zs) or len(zs) == 0:
+        return _report(False, f"values must have shape ({len(zs)},) or (n_images, {len(zs)}), one column per ζ′; "
+                              f"got {np.asarray(values).shape}.")
+    mean = v.mean(axis=0)
+    if not np.isfinite(mean).any():
+        return _report(False, "every ζ′ of the sweep diverged: there is no best one.")
+    filled = np.where(np.isfinite(mean), mean, -np.inf if higher_is_better else np.inf)
+    best_i = int(np.argmax(filled) if higher_is_better else np.argmin(filled))
+    best = zs[best_i]
+    a, hint = _number(answer, "ζ′ (a value of the sweep)")
+    if hint:
+        return _report(False, hint)
+    matches = [i for i, z in enumerate(zs) if math.isclose(a, z, rel_tol=1e-9, abs_tol=1e-12)]
+    if best_i in matches:
+        word = "highest" if higher_is_better else "lowest"
+        return _report(True, f"ζ′ = {best:g} gives the {word} mean {metric} ({mean[best_i]:.3f}).")
+    if not matches:
+        return _report(False, f"{a:g} is not one of the swept values {zs}.")
+    i = matches[0]
+    if not np.isfinite(mean[i]):
+        return _report(False, f"ζ′ = {a:g} diverged (NaN): it cannot be the best.")
+    worse = "lower" if higher_is_better else "higher"
+    extra = ""
+    if v.shape[0] > 1 and np.isfinite(v[0]).any():
+        first = np.where(np.isfinite(v[0]), v[0], -np.inf if higher_is_better else np.inf)
+        if i == int(np.argmax(first) if higher_is_better else np.argmin(first)):
+            extra = " That is the best ζ′ for the first image only: average over the images (axis 0) first."
+    return _report(False, f"ζ′ = {a:g} has a mean {metric} of {mean[i]:.3f}, {worse} than another ζ′ of the sweep; "
+                          f"take the {'arg max' if higher_is_better else 'arg min'} of values.mean(axis=0).{extra}")
