@@ -386,3 +386,62 @@ def method_bars(groups: dict, *, ylabel: str, title: str = "", reference: Option
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.set_layout_engine("constrained")
     return fig
+
+
+# ---------------------------------------------------------------------------- command line
+def expected_checks(rs: ResultSet, noise=0.05) -> list[str]:
+    """The harness issue's expectations as sentences with their numbers: does DPS beat the measurement
+    and the classical baseline in LPIPS on box inpainting and Gaussian deblurring?"""
+    out = []
+    lp = "lpips_alex"
+    for task in ("box", "deblur"):
+        if not rs.methods(task, noise):
+            continue
+        d, m, b = (rs.score(x, task, noise, lp) for x in ("dps", "measurement", "baseline"))
+        ok = d.mean < m.mean and d.mean < b.mean
+        out.append(f"{task}, σ_y = {_noise_str(float(noise))}: LPIPS (alex) DPS {d}, measurement {m}, classical baseline {b}: "
+                   + ("DPS is lowest, as expected." if ok else "DPS is NOT below both, contrary to the expectation."))
+    return out
+
+
+def report(folder, noise=0.05) -> str:
+    """All verdicts of a faces results folder as Markdown bullet points."""
+    rs = ResultSet.load(folder)
+    lines = [f"Findings from `{folder}` (σ_y = {_noise_str(float(noise))}):", ""]
+    lines += [f"- {s}" for s in expected_checks(rs, noise)]
+    for task in ("deblur", "box", "box_eyes", "box_mouth"):
+        if rs.methods(task, noise) and rs.sdedit_params(task, noise):
+            lines.append("- " + sdedit_sweet_spot(rs, task, noise)["verdict"])
+    ref = rs.reference
+    if "eye_symmetry" in ref:
+        for s in (noise, 0.0):
+            if rs.methods("deblur", s):
+                lines.append("- " + eye_symmetry_recovery(rs, "deblur", s, ref["eye_symmetry"])["verdict"])
+    for task, part in (("box_mouth", "mouth"), ("box", "mouth"), ("deblur", "mouth"), ("box_eyes", "eyes"), ("deblur", "eyes")):
+        if rs.methods(task, noise) and f"{part}_ok" in ref:
+            lines.append("- " + part_recovery(rs, task, noise, part, truth_rate=ref[f"{part}_ok"].mean)["verdict"])
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m helpers.findings", description="The course's findings from a results folder.")
+    p.add_argument("folder", nargs="?", default="results/faces", help="an --out folder of helpers.evaluate (faces prior)")
+    p.add_argument("--noise", type=float, default=0.05)
+    p.add_argument("--out", default=None, help="also write the Markdown here")
+    args = p.parse_args(argv)
+    try:
+        text = report(args.folder, args.noise)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

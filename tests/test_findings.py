@@ -182,3 +182,20 @@ def test_figures_draw_what_they_are_given():
     assert heights == [0.5, 0.9]
     with pytest.raises(ValueError, match="empty"):
         method_bars({}, ylabel="x")
+
+
+def test_report_cli_on_a_folder(tiny_prior, tmp_path, capsys):
+    from helpers import evaluate as ev
+    from helpers.findings import main
+    from tests.test_evaluate import smooth_images
+
+    cfg = ev.EvalConfig(prior="tiny", tasks=["deblur", "box"], noise_levels=[0.05], n_images=2, n_select=1, steps=3,
+                        seeds=[0], sdedit_t0s=[0.3, 0.6], wiener_balances=[0.01], lpips_nets=["alex"],
+                        out_dir=str(tmp_path), progress=False)
+    ev.run_evaluation(cfg, prior=tiny_prior, images=smooth_images(3))
+    assert main([str(tmp_path), "--out", str(tmp_path / "findings.md")]) == 0
+    text = (tmp_path / "findings.md").read_text()
+    assert text.count("LPIPS (alex) DPS") == 2  # box and deblur
+    assert "SDEdit beats the measurement" in text
+    assert main([str(tmp_path / "missing")]) == 1
+    assert "python -m helpers.evaluate" in capsys.readouterr().err
