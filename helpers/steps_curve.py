@@ -45,6 +45,12 @@ from .evaluate import (
     run_evaluation,
 )
 
+#: The chapters' default step counts on the CPU (the bundled faces prior): for each sampler the cheapest
+#: step count of ``results/faces-steps/steps_curve.md`` whose mean PSNR loss against 1000 steps stays
+#: below 0.5 dB on every task measured (deblurring and box inpainting, σ_y = 0.05, 16 test faces).
+#: A test recomputes these from the committed ``steps_curve.csv``. On a GPU the chapters use 1000.
+CPU_STEPS = {"sdedit": 50, "score_ald": 250, "dps": 250}
+
 CURVE_FIELDS = [
     "task", "noise", "method", "steps", "params", "n_images",
     "psnr", "psnr_se", "psnr_loss_db", "psnr_loss_se", "lpips_alex", "lpips_vgg", "seconds", "nfe",
@@ -122,6 +128,19 @@ def curve_points(results_by_steps: dict[int, "object"]) -> list[CurvePoint]:
                 nfe=_mean_se(_image_values(rows, "nfe").values())[0],
             ))
     return points
+
+
+def read_curve(path) -> list[CurvePoint]:
+    """The points of a ``steps_curve.csv`` written by :func:`write_outputs`."""
+    out = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            vals = {}
+            for f in dataclasses.fields(CurvePoint):
+                v = r[f.name]
+                vals[f.name] = int(v) if f.type in ("int", int) else (float(v) if f.type in ("float", float) else v)
+            out.append(CurvePoint(**vals))
+    return out
 
 
 def cheapest_steps(points: Sequence[CurvePoint], max_loss_db: float = 0.5) -> dict[str, Optional[int]]:

@@ -63,3 +63,26 @@ def test_bad_arguments_are_explained(tiny_prior, tmp_path):
         sc.run_steps_curve(_cfg(tmp_path, out_dir=None), [2, 5], prior=tiny_prior, images=smooth_images(4))
     with pytest.raises(ValueError, match="methods must include a sampler"):
         sc.run_steps_curve(_cfg(tmp_path, methods=["baseline"]), [2, 5], prior=tiny_prior, images=smooth_images(4))
+
+
+def test_chapter_steps_are_the_cheapest_of_the_committed_curve():
+    """CPU_STEPS, which the chapters use on a CPU, follows from the committed measurement."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "results" / "faces-steps" / "steps_curve.csv"
+    points = sc.read_curve(path)
+    assert {p.steps for p in points} == {50, 100, 250, 1000}
+    assert sc.cheapest_steps(points, 0.5) == sc.CPU_STEPS
+
+
+def test_read_curve_round_trips(tmp_path):
+    pts = [sc.CurvePoint("deblur", "0.05", "dps", 50, "zeta=1;steps=50", 4, 30.5, 0.2, 0.7, 0.1, 0.01, 0.02, 1.5, 50.0)]
+    sc.write_outputs(tmp_path, pts + [dataclasses_replace(pts[0], steps=1000, psnr_loss_db=0.0)], 0.5, "cmd")
+    back = sc.read_curve(tmp_path / "steps_curve.csv")
+    assert back[0] == pts[0] and isinstance(back[0].steps, int)
+
+
+def dataclasses_replace(p, **kw):
+    import dataclasses
+
+    return dataclasses.replace(p, **kw)
