@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 OTHER_METHODS = ("measurement", "baseline", "score_ald", "dps")
+MIN_GAP = 0.01  # eye symmetry: a smaller measurement-to-truth gap leaves nothing to recover
 FULL_GAP = 0.9  # eye symmetry: closing at least 90 % of the measurement-to-truth gap counts as "fully"
 
 
@@ -248,6 +249,15 @@ def eye_symmetry_recovery(rs: ResultSet, task: str, noise, truth_symmetry: Score
         else:
             status = "partly"
         out["methods"][m] = {"symmetry": s, "gap_closed": closed, "vs_measurement": d, "status": "not" if m == "measurement" else status}
+    if abs(gap) < MIN_GAP:
+        out["verdict"] = (f"{task}, σ_y = {out['noise']}: the measurement's eye symmetry ({m_score.mean:.3f}) is already that "
+                          f"of the clean faces ({truth_symmetry.mean:.3f}; gap {gap:.3f} < {MIN_GAP}): there is nothing to "
+                          "recover, so the finding cannot be tested on this task. "
+                          + "; ".join(f"{METHOD_NAMES.get(m, m)} {v['symmetry'].mean:.3f}" for m, v in out["methods"].items()
+                                      if m != "measurement") + ".")
+        for v in out["methods"].values():
+            v["status"] = "nothing to recover"
+        return out
     parts = [f"{METHOD_NAMES.get(m, m)} {v['symmetry'].mean:.3f} ({v['status']}"
              + (f", {v['gap_closed']:.0%} of the gap" if m != "measurement" and math.isfinite(v["gap_closed"]) else "") + ")"
              for m, v in out["methods"].items()]
@@ -294,15 +304,18 @@ def part_recovery(rs: ResultSet, task: str, noise, part: str = "mouth", truth_ra
     listing = "; ".join(f"{METHOD_NAMES.get(m, m)} {s.mean:.0%} ± {s.se:.0%}" if math.isfinite(s.se) else
                         f"{METHOD_NAMES.get(m, m)} {s.mean:.0%}" for m, s in scores.items())
     ref = f" (clean faces: {truth_rate:.0%})" if truth_rate is not None else ""
+    finding = part == "mouth"  # the course's finding is about the mouth; for the eyes the sentence only reports
     if leader == "dps":
         partly = truth_rate is None or scores["dps"].mean < truth_rate - (scores["dps"].se or 0)
         tail = ("DPS alone is ahead of the other diffusion methods by more than one paired standard error"
-                + (", and below the clean faces: it *partly* keeps the " + part + ". The finding holds." if partly
-                   else ", and as good as the clean faces. The finding holds, DPS keeps it fully here."))
+                + (f", and below the clean faces: it partly keeps the {part}." if partly else f", and keeps the {part} as often as the clean faces show it.")
+                + ((" The finding holds." if partly else " The finding holds, and DPS even keeps it fully here.") if finding else ""))
     elif leader is not None:
-        tail = f"{METHOD_NAMES.get(leader, leader)}, not DPS, is ahead of the other diffusion methods: the finding does NOT hold here."
+        tail = f"{METHOD_NAMES.get(leader, leader)}, not DPS, is ahead of the other diffusion methods" + (
+            ": the finding does NOT hold here." if finding else ".")
     else:
-        tail = "no diffusion method is ahead of all others by more than one paired standard error: the finding is not confirmed here."
+        tail = "no diffusion method is ahead of all others by more than one paired standard error" + (
+            ": the finding is not confirmed here." if finding else ".")
     return {"task": task, "noise": _noise_str(float(noise)), "part": part, "methods": scores, "leader": leader,
             "margins": margins, "verdict": f"{task}, σ_y = {_noise_str(float(noise))}, {part} type recovered{ref}: {listing}. {tail}"}
 
@@ -409,7 +422,7 @@ def report(folder, noise=0.05) -> str:
     rs = ResultSet.load(folder)
     lines = [f"Findings from `{folder}` (σ_y = {_noise_str(float(noise))}):", ""]
     lines += [f"- {s}" for s in expected_checks(rs, noise)]
-    for task in ("deblur", "box", "box_eyes", "box_mouth"):
+    for task in ("deblur", "box"):  # the poster's tasks (on the part boxes no method recovers the hidden part)
         if rs.methods(task, noise) and rs.sdedit_params(task, noise):
             lines.append("- " + sdedit_sweet_spot(rs, task, noise)["verdict"])
     ref = rs.reference

@@ -199,3 +199,21 @@ def test_report_cli_on_a_folder(tiny_prior, tmp_path, capsys):
     assert "SDEdit beats the measurement" in text
     assert main([str(tmp_path / "missing")]) == 1
     assert "python -m helpers.evaluate" in capsys.readouterr().err
+
+
+def test_eye_symmetry_with_nothing_to_recover():
+    base = np.full(8, 0.98)
+    rs = _sym_rows({"measurement": base, "sdedit": base - 0.03, "score_ald": base, "dps": base + 0.001})
+    out = eye_symmetry_recovery(rs, "deblur", 0.05, Score(0.984, 0.003, 8))
+    assert "nothing to recover" in out["verdict"] and "cannot be tested" in out["verdict"]
+    assert {v["status"] for v in out["methods"].values()} == {"nothing to recover"}
+
+
+def test_part_recovery_speaks_of_the_finding_only_for_the_mouth():
+    vals = {"measurement": ([0] * 8, [0] * 8), "sdedit": ([0] * 8, [0] * 8), "score_ald": ([0] * 8, [0] * 8),
+            "dps": (ALL, ALL)}
+    rs = _mouth_rows(vals)
+    assert "finding" in part_recovery(rs, "box_mouth", 0.05, "mouth", truth_rate=1.0)["verdict"]
+    rows = [dict(r, eyes_ok=r["mouth_ok"]) for r in rs.rows]
+    eyes = part_recovery(ResultSet(rows, rs.selected, REPORT), "box_mouth", 0.05, "eyes", truth_rate=1.0)
+    assert eyes["leader"] == "dps" and "finding" not in eyes["verdict"]
