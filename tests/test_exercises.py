@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from helpers.exercises import (
-    CheckResult,
     check_alpha_bar,
     check_ddim_deterministic,
     check_ddim_step,
@@ -13,6 +12,7 @@ from helpers.exercises import (
     check_x0_estimate,
 )
 from helpers.schedule import NoiseSchedule
+from tests.checker_asserts import fails_with, passes
 
 SCHED = NoiseSchedule.linear()
 BETAS = np.linspace(1e-4, 0.02, 1000)
@@ -51,19 +51,7 @@ def ddim_loop_correct(prior, x, num_steps):
     return x
 
 
-def _fails_with(result, capsys, *words):
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult)
-    assert not result and result == False  # noqa: E712 - the bool-like contract
-    assert out.startswith("Not yet: ") and result.message in out
-    for w in words:
-        assert w in out, (w, out)
-
-
-def _passes(result, capsys):
-    out = capsys.readouterr().out
-    assert result and result == True  # noqa: E712
-    assert out.startswith("Correct: ")
+_fails_with, _passes = fails_with, passes
 
 
 # ---------------------------------------------------------------- ᾱ_t

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises import CheckResult
 from helpers.exercises_ald import ald_weight, check_ald_likelihood_grad, check_ald_weight, check_best_step_size
 from helpers.operators import GaussianBlur
 from helpers.schedule import NoiseSchedule
+from tests.checker_asserts import fails_with, passes
 
 SCHED = NoiseSchedule.linear()
 BETAS = np.linspace(1e-4, 0.02, 1000)
@@ -19,19 +19,7 @@ def _a(t):
     return float(np.prod(1 - BETAS[: t + 1]))
 
 
-def _fails_with(result, capsys, *words):
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult)
-    assert not result and result == False  # noqa: E712 - the bool-like contract
-    assert out.startswith("Not yet: ") and result.message in out
-    for w in words:
-        assert w in out, (w, out)
-
-
-def _passes(result, capsys):
-    out = capsys.readouterr().out
-    assert result and result == True  # noqa: E712
-    assert out.startswith("Correct: ")
+_fails_with, _passes = fails_with, passes
 
 
 # ---------------------------------------------------------------- the weight 1/(2(σ_y² + γ_t²))

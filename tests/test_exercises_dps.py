@@ -4,24 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises import CheckResult
 from helpers.exercises_dps import check_dps_best_zeta, check_dps_gradient, check_dps_scale
+from tests.checker_asserts import fails_with, passes
 
 
-def _fails_with(result, capsys, *words):
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult)
-    assert not result and result == False  # noqa: E712 - the bool-like contract
-    assert out.startswith("Not yet: ") and result.message in out
-    for w in words:
-        assert w in out, (w, out)
-
-
-def _passes(result, capsys):
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult)
-    assert result and result == True  # noqa: E712
-    assert out.startswith("Correct: ")
+_fails_with, _passes = fails_with, passes
 
 
 # ---------------------------------------------------------------- ζ′ ↔ scale
