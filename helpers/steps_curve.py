@@ -40,7 +40,6 @@ from .evaluate import (
     METHOD_NAMES,
     EvalConfig,
     _noise_str,
-    _per_image,
     config_from_args,
     run_evaluation,
 )
