@@ -351,7 +351,7 @@ def check_ddim_step(fn: Callable, schedule: Optional[NoiseSchedule] = None) -> C
         return _report(True, "your DDIM step (η = 0) matches schedule.ddim_step: no noise, the predicted ε is reused.")
 
     def variant(kind, x, e, t, tp, clip):
-        a_t, a_p = sched.alpha_bar(t), sched.alpha_bar(tp)
+        a_p = sched.alpha_bar(tp)
         x0 = sched.predict_x0(x, e, t)
         x0 = x0.clamp(-1, 1) if clip else x0
         if kind == "ddpm_mean":
@@ -483,41 +483,81 @@ def check_sdedit_start(fn: Callable, schedule: Optional[NoiseSchedule] = None) -
     return _report(True, "x_{t0} = √ᾱ_s x_guide + √(1 − ᾱ_s) ε with s = round(t0 · (T − 1)), as in helpers.samplers.sdedit.")
 
 
+def _as_number(value) -> Optional[float]:
+    """A float from a number, a 0-d/one-element tensor or array; ``None`` if it is not one."""
+    try:
+        if torch.is_tensor(value):
+            return float(value.detach().cpu().reshape(-1)[0]) if value.numel() == 1 else None
+        arr = np.asarray(value, dtype=float)
+        return float(arr.reshape(-1)[0]) if arr.size == 1 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def check_best_of_sweep(answer, swept, values, *, name: str, higher_is_better: bool = True,
+                        metric: str = "PSNR") -> CheckResult:
+    """Is ``answer`` the value of ``swept`` (e.g. SDEdit's t0, ScoreALD's λ, DPS's ζ′) with the best
+    mean of ``values`` over the images?
+
+    ``values``: shape (N,) (one per swept value) or (n_images, N). A column holding NaN is a run
+    that diverged: it never counts as best. ``name`` is the swept symbol used in the messages.
+    The chapters' checkers :func:`check_sdedit_best_t0`,
+    :func:`helpers.exercises_ald.check_best_step_size` and
+    :func:`helpers.exercises_dps.check_dps_best_zeta` are this function with their symbol.
+    """
+    try:
+        swept = [float(s) for s in swept]
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return _report(False, f"the swept values must be numbers and values a numeric array (one column per {name}).")
+    if v.ndim == 1:
+        v = v[None]
+    if v.ndim != 2 or v.shape[1] != len(swept) or not swept:
+        return _report(False, f"values must have shape ({len(swept)},) or (n_images, {len(swept)}), one column per "
+                              f"{name}; got {np.asarray(values).shape}.")
+    finite = np.isfinite(v).all(axis=0)
+    if not finite.any():
+        return _report(False, f"every {name} of the sweep diverged (all NaN): there is no best one.")
+    mean = np.where(finite, np.where(np.isfinite(v), v, 0.0).mean(axis=0), np.nan)
+    best_i = int(np.nanargmax(mean) if higher_is_better else np.nanargmin(mean))
+    if answer is None or answer is Ellipsis:
+        return _report(False, f"replace the `...` with your {name} (a number from the sweep).")
+    a = _as_number(answer)
+    if a is None:
+        return _report(False, f"the answer must be one number (a {name} of the sweep), got {type(answer).__name__}.")
+    if not math.isfinite(a):
+        return _report(False, "the answer must be a finite number.")
+    matches = [i for i, s in enumerate(swept) if math.isclose(a, s, rel_tol=1e-9, abs_tol=1e-12)]
+    if best_i in matches:
+        word = "highest" if higher_is_better else "lowest"
+        return _report(True, f"{name} = {swept[best_i]:g} gives the {word} mean {metric} ({mean[best_i]:.3f}).")
+    if not matches:
+        return _report(False, f"{a:g} is not one of the swept values {swept}.")
+    i = matches[0]
+    if not finite[i]:
+        return _report(False, f"{name} = {a:g} diverged (NaN in its column): it cannot be the best. Ignore NaN columns "
+                              f"(np.nanmean / np.nanargmax, or skip the diverged {name}).")
+    arg = "arg max" if higher_is_better else "arg min"
+    extra = ""
+    if v.shape[0] > 1 and np.isfinite(v[0]).any():
+        first = np.where(np.isfinite(v[0]), v[0], -np.inf if higher_is_better else np.inf)
+        if i == int(np.argmax(first) if higher_is_better else np.argmin(first)):
+            extra = f" That is the best {name} for the first image only: average over the images (axis 0) first."
+    worse = "lower" if higher_is_better else "higher"
+    return _report(False, f"{name} = {a:g} has a mean {metric} of {mean[i]:.3f}, {worse} than another {name} of the "
+                          f"sweep; average over the images (axis 0) and take the {arg}.{extra}")
+
+
 def check_sdedit_best_t0(answer, t0s, values, higher_is_better: bool = True, metric: str = "PSNR") -> CheckResult:
     """Is ``answer`` the t0 of ``t0s`` with the best mean of ``values`` over the images?
 
     ``values``: shape (N,) (one per t0) or (n_images, N), e.g. PSNR (``higher_is_better=True``)
     or LPIPS (``higher_is_better=False``). The student computes the best t0 from a sweep.
     """
-    t0s = [float(t) for t in t0s]
-    v = np.asarray(values, dtype=float)
-    if v.ndim == 1:
-        v = v[None]
-    if v.ndim != 2 or v.shape[1] != len(t0s):
-        return _report(False, f"values must have shape ({len(t0s)},) or (n_images, {len(t0s)}), one column per t0; "
-                              f"got {np.asarray(values).shape}.")
-    mean = v.mean(axis=0)
-    best = t0s[int(np.argmax(mean) if higher_is_better else np.argmin(mean))]
-    if answer is None or answer is Ellipsis:
-        return _report(False, "replace the `...` with your t0 (a number from the sweep).")
-    try:
-        a = float(answer)
-    except (TypeError, ValueError):
-        return _report(False, f"the answer must be a number (a t0 of the sweep), got {type(answer).__name__}.")
-    if not math.isfinite(a):
-        return _report(False, "the answer must be a finite number.")
-    if abs(a - best) < 1e-9:
-        word = "highest" if higher_is_better else "lowest"
-        return _report(True, f"t0 = {best:g} gives the {word} mean {metric} ({mean[t0s.index(best)]:.3f}).")
-    if a not in t0s and not any(abs(a - t) < 1e-9 for t in t0s):
-        return _report(False, f"{a:g} is not one of the swept values {t0s}.")
-    worse = "lower" if higher_is_better else "higher"
-    return _report(False, f"t0 = {a:g} has a mean {metric} of {mean[[abs(a - t) < 1e-9 for t in t0s]][0]:.3f}, {worse} than "
-                          f"another t0 of the sweep; average over the images (axis 0) and take the "
-                          f"{'arg max' if higher_is_better else 'arg min'}.")
+    return check_best_of_sweep(answer, t0s, values, name="t0", higher_is_better=higher_is_better, metric=metric)
 
 
-__all__ += ["check_sdedit_start", "check_sdedit_best_t0"]
+__all__ += ["check_sdedit_start", "check_best_of_sweep", "check_sdedit_best_t0"]
 
 
 # ---------------------------------------------------------------------------- chapter 1 (Introduction)

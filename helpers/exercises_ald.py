@@ -28,7 +28,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .exercises import CheckResult, _call, _close, _max_diff, _report, _schedule
+from .exercises import CheckResult, _as_number, _call, _close, _max_diff, _report, _schedule, check_best_of_sweep
 from .operators import BoxInpainting, GaussianBlur, Operator, SuperResolution
 from .schedule import NoiseSchedule
 
@@ -43,17 +43,6 @@ def ald_weight(t: int, noise_std: float, schedule: NoiseSchedule) -> float:
 
 
 _WEIGHT_CASES = ((0, 0.05), (10, 0.05), (20, 0.2), (100, 0.05), (250, 0.05), (500, 0.1), (999, 0.05))
-
-
-def _as_number(value) -> Optional[float]:
-    """A float from a number, a 0-d/one-element tensor or array; ``None`` if it is not one."""
-    try:
-        if torch.is_tensor(value):
-            return float(value.detach().cpu().reshape(-1)[0]) if value.numel() == 1 else None
-        arr = np.asarray(value, dtype=float)
-        return float(arr.reshape(-1)[0]) if arr.size == 1 else None
-    except (TypeError, ValueError):
-        return None
 
 
 def check_ald_weight(fn: Callable, schedule: Optional[NoiseSchedule] = None) -> CheckResult:
@@ -228,39 +217,4 @@ def check_best_step_size(answer, step_sizes: Sequence[float], values, higher_is_
     ``values``: shape (N,) (one per λ) or (n_images, N); a λ whose run diverged is NaN in its
     column and never counts as best. PSNR: ``higher_is_better=True``; LPIPS: ``False``.
     """
-    try:
-        lams = [float(s) for s in step_sizes]
-        v = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        return _report(False, "step_sizes must be numbers and values a numeric array (one column per λ).")
-    if v.ndim == 1:
-        v = v[None]
-    if v.ndim != 2 or v.shape[1] != len(lams):
-        return _report(False, f"values must have shape ({len(lams)},) or (n_images, {len(lams)}), one column per λ; "
-                              f"got {np.asarray(values).shape}.")
-    finite = np.isfinite(v).all(axis=0)
-    if not finite.any():
-        return _report(False, "every λ of the sweep diverged (all NaN): there is no best one.")
-    mean = np.where(finite, np.where(np.isfinite(v), v, 0.0).mean(axis=0), np.nan)
-    pick = np.nanargmax(mean) if higher_is_better else np.nanargmin(mean)
-    best = lams[int(pick)]
-    if answer is None or answer is Ellipsis:
-        return _report(False, "replace the `...` with your λ (a number from the sweep).")
-    a = _as_number(answer)
-    if a is None:
-        return _report(False, f"the answer must be one number (a λ of the sweep), got {type(answer).__name__}.")
-    if not math.isfinite(a):
-        return _report(False, "the answer must be a finite number.")
-    if math.isclose(a, best, rel_tol=1e-9, abs_tol=1e-12):
-        word = "highest" if higher_is_better else "lowest"
-        return _report(True, f"λ = {best:g} gives the {word} mean {metric} ({mean[int(pick)]:.3f}).")
-    match = [i for i, s in enumerate(lams) if math.isclose(a, s, rel_tol=1e-9, abs_tol=1e-12)]
-    if not match:
-        return _report(False, f"{a:g} is not one of the swept values {lams}.")
-    i = match[0]
-    if not finite[i]:
-        return _report(False, f"λ = {a:g} diverged (NaN in its column): it cannot be the best. Ignore NaN columns "
-                              "(np.nanmean / np.nanargmax, or skip the diverged λ).")
-    worse = "lower" if higher_is_better else "higher"
-    return _report(False, f"λ = {a:g} has a mean {metric} of {mean[i]:.3f}, {worse} than another λ of the sweep; "
-                          f"average over the images (axis 0) and take the {'arg max' if higher_is_better else 'arg min'}.")
+    return check_best_of_sweep(answer, step_sizes, values, name="λ", higher_is_better=higher_is_better, metric=metric)

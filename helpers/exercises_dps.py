@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .exercises import CheckResult, _call, _max_diff, _report
+from .exercises import CheckResult, _call, _max_diff, _report, check_best_of_sweep
 
 __all__ = ["check_dps_scale", "check_dps_gradient", "check_dps_best_zeta"]
 
@@ -237,39 +237,4 @@ def check_dps_best_zeta(answer, zetas, values, higher_is_better: bool = True, me
     ``values``: shape (N,) or (n_images, N), one column per ζ′; NaN marks a run that diverged
     (it never wins).
     """
-    try:
-        zs = [float(z) for z in zetas]
-        v = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        return _report(False, "zetas must be a list of numbers and values an array of metrics (one column per ζ′).")
-    if v.ndim == 1:
-        v = v[None]
-    if v.ndim != 2 or v.shape[1] != len(zs) or len(zs) == 0:
-        return _report(False, f"values must have shape ({len(zs)},) or (n_images, {len(zs)}), one column per ζ′; "
-                              f"got {np.asarray(values).shape}.")
-    mean = v.mean(axis=0)
-    if not np.isfinite(mean).any():
-        return _report(False, "every ζ′ of the sweep diverged: there is no best one.")
-    filled = np.where(np.isfinite(mean), mean, -np.inf if higher_is_better else np.inf)
-    best_i = int(np.argmax(filled) if higher_is_better else np.argmin(filled))
-    best = zs[best_i]
-    a, hint = _number(answer, "ζ′ (a value of the sweep)")
-    if hint:
-        return _report(False, hint)
-    matches = [i for i, z in enumerate(zs) if math.isclose(a, z, rel_tol=1e-9, abs_tol=1e-12)]
-    if best_i in matches:
-        word = "highest" if higher_is_better else "lowest"
-        return _report(True, f"ζ′ = {best:g} gives the {word} mean {metric} ({mean[best_i]:.3f}).")
-    if not matches:
-        return _report(False, f"{a:g} is not one of the swept values {zs}.")
-    i = matches[0]
-    if not np.isfinite(mean[i]):
-        return _report(False, f"ζ′ = {a:g} diverged (NaN): it cannot be the best.")
-    worse = "lower" if higher_is_better else "higher"
-    extra = ""
-    if v.shape[0] > 1 and np.isfinite(v[0]).any():
-        first = np.where(np.isfinite(v[0]), v[0], -np.inf if higher_is_better else np.inf)
-        if i == int(np.argmax(first) if higher_is_better else np.argmin(first)):
-            extra = " That is the best ζ′ for the first image only: average over the images (axis 0) first."
-    return _report(False, f"ζ′ = {a:g} has a mean {metric} of {mean[i]:.3f}, {worse} than another ζ′ of the sweep; "
-                          f"take the {'arg max' if higher_is_better else 'arg min'} of values.mean(axis=0).{extra}")
+    return check_best_of_sweep(answer, zetas, values, name="ζ′", higher_is_better=higher_is_better, metric=metric)
