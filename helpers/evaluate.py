@@ -620,14 +620,19 @@ def _as_float(v) -> float:
         return float("nan")
 
 
-def _per_image(rows: list[dict], field_name: str) -> np.ndarray:
-    """Values of ``field_name`` per image, each the mean over that image's seeds (NaN rows skipped)."""
+def per_image_values(rows: list[dict], field_name: str) -> dict[int, float]:
+    """``{image: value}`` of ``field_name``, each the mean over that image's seeds (missing/NaN values skipped)."""
     by_image: dict[int, list[float]] = {}
     for r in rows:
         v = _as_float(r.get(field_name))
         if math.isfinite(v):
             by_image.setdefault(int(r["image"]), []).append(v)
-    return np.array([np.mean(v) for _, v in sorted(by_image.items())], dtype=float)
+    return {i: float(np.mean(v)) for i, v in sorted(by_image.items())}
+
+
+def _per_image(rows: list[dict], field_name: str) -> np.ndarray:
+    """Values of ``field_name`` per image (sorted by image), each the mean over that image's seeds."""
+    return np.array(list(per_image_values(rows, field_name).values()), dtype=float)
 
 
 def _mean_se(values: np.ndarray) -> tuple[float, float, int]:

@@ -40,7 +40,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .evaluate import METHOD_NAMES, _noise_str, read_results
+from .evaluate import METHOD_NAMES, _mean_se, _noise_str, per_image_values, read_results
 
 __all__ = [
     "ResultSet",
@@ -71,11 +71,7 @@ class Score:
 
 def _score(values) -> Score:
     a = np.asarray(list(values), dtype=float)
-    a = a[np.isfinite(a)]
-    if len(a) == 0:
-        return Score(float("nan"), float("nan"), 0)
-    se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
-    return Score(float(a.mean()), se, len(a))
+    return Score(*_mean_se(a[np.isfinite(a)]))
 
 
 @dataclass
@@ -125,19 +121,10 @@ class ResultSet:
             if params is None:
                 return {}
         report = set(self.report_images)
-        by: dict = {}
-        for r in self.rows:
-            if (r["method"], r["params"], r["task"]) != (method, params, task) or r.get("status") != "ok":
-                continue
-            if _noise_str(float(r["noise"])) != ns or int(r["image"]) not in report:
-                continue
-            try:
-                v = float(r[field])
-            except (TypeError, ValueError, KeyError):
-                continue
-            if math.isfinite(v):
-                by.setdefault(int(r["image"]), []).append(v)
-        return {i: float(np.mean(v)) for i, v in sorted(by.items())}
+        rows = [r for r in self.rows
+                if (r["method"], r["params"], r["task"]) == (method, params, task) and r.get("status") == "ok"
+                and _noise_str(float(r["noise"])) == ns and int(r["image"]) in report]
+        return per_image_values(rows, field)
 
     def score(self, method: str, task: str, noise, field: str, params: Optional[str] = None) -> Score:
         return _score(self.per_image(method, task, noise, field, params).values())

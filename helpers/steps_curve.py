@@ -39,8 +39,10 @@ import torch
 from .evaluate import (
     METHOD_NAMES,
     EvalConfig,
+    _mean_se as _mean_se_n,
     _noise_str,
     config_from_args,
+    per_image_values,
     run_evaluation,
 )
 
@@ -74,24 +76,9 @@ class CurvePoint:
     nfe: float
 
 
-def _image_values(rows: list[dict], field: str) -> dict[int, float]:
-    """{image: value averaged over seeds} of the reported rows."""
-    by: dict[int, list[float]] = {}
-    for r in rows:
-        try:
-            v = float(r.get(field))
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(v):
-            by.setdefault(int(r["image"]), []).append(v)
-    return {k: float(np.mean(v)) for k, v in by.items()}
-
-
 def _mean_se(values) -> tuple[float, float]:
-    a = np.asarray(list(values), dtype=float)
-    if len(a) == 0:
-        return float("nan"), float("nan")
-    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+    m, se, _ = _mean_se_n(np.asarray(list(values), dtype=float))
+    return m, se
 
 
 def curve_points(results_by_steps: dict[int, "object"]) -> list[CurvePoint]:
@@ -111,20 +98,20 @@ def curve_points(results_by_steps: dict[int, "object"]) -> list[CurvePoint]:
             rows = [r for r in res.rows if r["method"] == method and r["params"] == params and r["task"] == task
                     and _noise_str(float(r["noise"])) == noise and r["split"] == "report" and r["status"] == "ok"]
             per_steps[n] = (params, rows)
-        ref_psnr = _image_values(per_steps[ref_steps][1], "psnr")
+        ref_psnr = per_image_values(per_steps[ref_steps][1], "psnr")
         for n in sorted(per_steps):
             params, rows = per_steps[n]
-            psnr = _image_values(rows, "psnr")
+            psnr = per_image_values(rows, "psnr")
             common = sorted(set(psnr) & set(ref_psnr))
             loss_m, loss_se = _mean_se(ref_psnr[i] - psnr[i] for i in common)
             pm, pse = _mean_se(psnr.values())
             points.append(CurvePoint(
                 task=task, noise=noise, method=method, steps=int(n), params=str(params), n_images=len(psnr),
                 psnr=pm, psnr_se=pse, psnr_loss_db=loss_m, psnr_loss_se=loss_se,
-                lpips_alex=_mean_se(_image_values(rows, "lpips_alex").values())[0],
-                lpips_vgg=_mean_se(_image_values(rows, "lpips_vgg").values())[0],
-                seconds=_mean_se(_image_values(rows, "seconds").values())[0],
-                nfe=_mean_se(_image_values(rows, "nfe").values())[0],
+                lpips_alex=_mean_se(per_image_values(rows, "lpips_alex").values())[0],
+                lpips_vgg=_mean_se(per_image_values(rows, "lpips_vgg").values())[0],
+                seconds=_mean_se(per_image_values(rows, "seconds").values())[0],
+                nfe=_mean_se(per_image_values(rows, "nfe").values())[0],
             ))
     return points
 
