@@ -274,6 +274,12 @@ class EvalConfig:
     progress: bool = True
     command: Optional[str] = None
     keep_images: bool = False  # keep the reconstructions of the reported images in EvalResult.images
+    # steps per sampler ({"sdedit": 50, "dps": 250, ...}, e.g. helpers.steps_curve.CPU_STEPS); others use `steps`
+    method_steps: Optional[dict] = None
+
+    def steps_for(self, method: str) -> int:
+        """The number of sampler steps of ``method``: ``method_steps[method]`` if given, else ``steps``."""
+        return int((self.method_steps or {}).get(method, self.steps))
 
     def validate(self) -> None:
         tasks = list(self.tasks)
@@ -296,6 +302,11 @@ class EvalConfig:
             raise ValueError("seeds is empty")
         if self.steps < 1:
             raise ValueError("steps must be >= 1")
+        for m, n in (self.method_steps or {}).items():
+            if m not in ("sdedit", "score_ald", "dps"):
+                raise ValueError(f"method_steps names {m!r}; only the samplers 'sdedit', 'score_ald', 'dps' take steps")
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"method_steps[{m!r}] must be an integer >= 1, got {n!r}")
         for t0 in self.sdedit_t0s:
             if not 0 < t0 <= 1:
                 raise ValueError(f"SDEdit t0 must be in (0, 1], got {t0!r}")
@@ -428,18 +439,18 @@ def _settings(method: str, task: Task, cfg: EvalConfig) -> list[_Setting]:
         return [_Setting(method, "bicubic", {}, "bicubic upsampling", True)]
     if method == "sdedit":
         return [
-            _Setting(method, f"t0={_fmt(t)};steps={cfg.steps}", {"t0": float(t)}, f"SDEdit (t0 = {_fmt(t)})", False)
+            _Setting(method, f"t0={_fmt(t)};steps={cfg.steps_for(method)}", {"t0": float(t)}, f"SDEdit (t0 = {_fmt(t)})", False)
             for t in cfg.sdedit_t0s
         ]
     if method == "score_ald":
         return [
-            _Setting(method, f"lambda={_fmt(s)};rule={cfg.ald_step_rule};steps={cfg.steps}", {"step_size": float(s)},
+            _Setting(method, f"lambda={_fmt(s)};rule={cfg.ald_step_rule};steps={cfg.steps_for(method)}", {"step_size": float(s)},
                      f"ScoreALD (λ = {_fmt(s)})", False)
             for s in cfg.ald_step_sizes
         ]
     if method == "dps":
         return [
-            _Setting(method, f"zeta={_fmt(s)};steps={cfg.steps}", {"step_size": float(s)}, f"DPS (ζ′ = {_fmt(s)})", False)
+            _Setting(method, f"zeta={_fmt(s)};steps={cfg.steps_for(method)}", {"step_size": float(s)}, f"DPS (ζ′ = {_fmt(s)})", False)
             for s in cfg.dps_step_sizes
         ]
     raise ValueError(method)
@@ -526,14 +537,14 @@ class _Runner:
             return baseline_reconstruction(task, y, s.values), 0, 0, "ok"
         try:
             if s.method == "sdedit":
-                r = samplers.sdedit(prior, op, y, start_time=s.values["t0"], num_steps=cfg.steps, seed=seeds, progress=False)
+                r = samplers.sdedit(prior, op, y, start_time=s.values["t0"], num_steps=cfg.steps_for("sdedit"), seed=seeds, progress=False)
                 return r.sample.cpu().float(), r.nfe, 0, "ok"
             if s.method == "score_ald":
-                r = samplers.score_ald(prior, op, y, num_steps=cfg.steps, step_size=s.values["step_size"],
+                r = samplers.score_ald(prior, op, y, num_steps=cfg.steps_for("score_ald"), step_size=s.values["step_size"],
                                        noise_std=float(noise), step_rule=cfg.ald_step_rule, seed=seeds, progress=False)
                 return r.sample.cpu().float(), r.nfe, 0, "ok"
             if s.method == "dps":
-                r = samplers.dps(prior, op, y, num_steps=cfg.steps, step_size=s.values["step_size"], seed=seeds,
+                r = samplers.dps(prior, op, y, num_steps=cfg.steps_for("dps"), step_size=s.values["step_size"], seed=seeds,
                                  progress=False)
                 return r.sample.cpu().float(), r.nfe, r.nfe, "ok"
         except samplers.SamplerDivergedError:
@@ -839,7 +850,9 @@ def _summary_markdown(cfg, tasks, grid, selected, rows, report_idx, select_idx, 
     cols = _metric_columns(cfg, face)
     lines = []
     pname = getattr(prior, "name", cfg.prior)
-    lines.append(f"# Evaluation of `{pname}`: {len(report_idx)} images × {len(cfg.seeds)} seed(s), {cfg.steps} steps")
+    lines.append(f"# Evaluation of `{pname}`: {len(report_idx)} images × {len(cfg.seeds)} seed(s), "
+                 + (f"{cfg.steps} steps" if not cfg.method_steps else
+                    "steps " + ", ".join(f"{METHOD_NAMES[m]} {cfg.steps_for(m)}" for m in ("sdedit", "score_ald", "dps"))))
     lines.append("")
     lines.append(f"Command: `{command}`")
     lines.append("")

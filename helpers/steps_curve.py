@@ -224,6 +224,8 @@ def run_steps_curve(config: EvalConfig, steps: Sequence[int], *, max_loss_db: fl
         raise ValueError(f"max_loss_db must be > 0, got {max_loss_db}")
     if config.out_dir is None:
         raise ValueError("config.out_dir is required (e.g. results/faces-steps)")
+    if config.method_steps:
+        raise ValueError("config.method_steps is set: the curve varies the steps of every sampler, leave it None")
     if not set(config.methods) & {"sdedit", "score_ald", "dps"}:
         raise ValueError("methods must include a sampler (sdedit, score_ald or dps): the others do not use steps")
     out = Path(config.out_dir)

@@ -217,3 +217,20 @@ def test_kept_images_are_the_scored_reconstructions(tiny_prior, tmp_path):
     res2 = ev.run_evaluation(ev.EvalConfig(**{**cfg.__dict__, "keep_images": False, "out_dir": str(tmp_path / "b")}),
                              prior=tiny_prior, images=images)
     assert res2.images == {}
+
+
+def test_method_steps_give_each_sampler_its_own_step_count(tiny_prior, tmp_path):
+    images = smooth_images(2)
+    cfg = ev.EvalConfig(prior="tiny", tasks=["deblur"], noise_levels=[0.05], methods=["sdedit", "score_ald", "dps"],
+                        n_images=2, n_select=0, steps=3, method_steps={"sdedit": 10, "dps": 5}, sdedit_t0s=[0.5],
+                        lpips_nets=[], out_dir=str(tmp_path), progress=False)
+    res = ev.run_evaluation(cfg, prior=tiny_prior, images=images)
+    nfe = {r["method"]: (r["params"], int(r["nfe"])) for r in res.rows}
+    assert nfe["sdedit"] == ("t0=0.5;steps=10", 5)  # t0 · 10 steps
+    assert nfe["dps"] == ("zeta=1;steps=5", 5)
+    assert nfe["score_ald"] == ("lambda=1;rule=langevin;steps=3", 3)  # not in method_steps: `steps`
+    assert "steps SDEdit 10, ScoreALD 3, DPS 5" in res.summary_path.read_text()
+    with pytest.raises(ValueError, match="only the samplers"):
+        ev.run_evaluation(ev.EvalConfig(**{**cfg.__dict__, "method_steps": {"baseline": 3}}), prior=tiny_prior, images=images)
+    with pytest.raises(ValueError, match="integer >= 1"):
+        ev.run_evaluation(ev.EvalConfig(**{**cfg.__dict__, "method_steps": {"dps": 0}}), prior=tiny_prior, images=images)

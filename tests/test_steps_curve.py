@@ -86,3 +86,8 @@ def dataclasses_replace(p, **kw):
     import dataclasses
 
     return dataclasses.replace(p, **kw)
+
+
+def test_method_steps_cannot_be_combined_with_a_curve(tiny_prior, tmp_path):
+    with pytest.raises(ValueError, match="method_steps"):
+        sc.run_steps_curve(_cfg(tmp_path, method_steps={"dps": 5}), [2, 5], prior=tiny_prior, images=smooth_images(4))
