@@ -11,7 +11,7 @@ and explain it. One idea per module:
 - :mod:`helpers.data`      -- images: faces, digits, photos; [0, 1] <-> [-1, 1] conversions
 - :mod:`helpers.plotting`  -- image grids and trajectory strips
 - :mod:`helpers.face_measures` -- eye/mouth-type classifiers and an eye-symmetry score for cartoon faces
-- :mod:`helpers.exercises` -- checkers for the chapters' exercises
+- :mod:`helpers.exercises` -- checkers for the chapters' exercises, one module per chapter
 - :mod:`helpers.train`     -- ``python -m helpers.train``: trains the bundled priors
 - :mod:`helpers.evaluate_prior`, :mod:`helpers.model_card` -- quality of a bundled prior, its model card
 - :mod:`helpers.evaluate`, :mod:`helpers.bench` -- reconstruction quality harness, speed benchmark

@@ -1,4 +1,4 @@
-"""Shared assertions for the tests of the exercise checkers (``helpers.exercises*``)."""
+"""Shared assertions for the tests of the exercise checkers (``helpers.exercises``)."""
 
 from helpers.exercises import CheckResult
 

@@ -4,13 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises import (
-    check_alpha_bar,
-    check_ddim_deterministic,
-    check_ddim_step,
-    check_ddpm_step,
-    check_x0_estimate,
-)
+from helpers.exercises.ddpm_basics import check_alpha_bar, check_ddpm_step, check_x0_estimate
+from helpers.exercises.unconditional import check_ddim_deterministic, check_ddim_step
 from helpers.schedule import NoiseSchedule
 from tests.checker_asserts import fails_with, passes
 
@@ -224,7 +219,7 @@ def test_result_displays_nothing_but_is_boolean(capsys):
 
 
 # ---------------------------------------------------------------- SDEdit checkers
-from helpers.exercises import check_sdedit_best_t0, check_sdedit_start  # noqa: E402
+from helpers.exercises.sdedit import check_sdedit_best_t0, check_sdedit_start  # noqa: E402
 
 
 def sdedit_start_correct(x, noise, t0, schedule):
@@ -269,7 +264,7 @@ def test_check_sdedit_best_t0(capsys):
 
 # ---------------------------------------------------------------------------- chapter 1
 def test_check_noise_psnr_matches_measured_psnr():
-    from helpers.exercises import check_noise_psnr
+    from helpers.exercises.introduction import check_noise_psnr
     from helpers.metrics import psnr
 
     sigma = 0.05
@@ -288,7 +283,7 @@ def test_check_noise_psnr_matches_measured_psnr():
 
 
 def test_check_kept_fraction_agrees_with_the_operators():
-    from helpers.exercises import check_kept_fraction
+    from helpers.exercises.introduction import check_kept_fraction
     from helpers.operators import BoxInpainting, RandomInpainting, SuperResolution
 
     size = 64

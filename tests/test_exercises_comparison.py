@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from helpers.exercises_comparison import check_cost_ratio, check_paired_t
+from helpers.exercises.comparison import check_cost_ratio, check_paired_t
 
 
 def _rows():

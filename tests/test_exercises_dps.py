@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises_dps import check_dps_best_zeta, check_dps_gradient, check_dps_scale
+from helpers.exercises.dps import check_dps_best_zeta, check_dps_gradient, check_dps_scale
 from tests.checker_asserts import fails_with, passes
 
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .exercises import CheckResult, _report
+from ._checks import CheckResult, _report
 
 __all__ = ["check_cost_ratio", "check_paired_t"]
 

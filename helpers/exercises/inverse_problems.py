@@ -22,8 +22,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .exercises import CheckResult
-from .operators import GaussianBlur, Operator, SuperResolution, _MaskOperator
+from ._checks import CheckResult
+from ..operators import GaussianBlur, Operator, SuperResolution, _MaskOperator
 
 __all__ = ["check_adjoint", "check_null_space_vector", "true_adjoint"]
 

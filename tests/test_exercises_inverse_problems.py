@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers.exercises import CheckResult
-from helpers.exercises_operators import check_adjoint, check_null_space_vector, true_adjoint
+from helpers.exercises.inverse_problems import check_adjoint, check_null_space_vector, true_adjoint
 from helpers.operators import BoxInpainting, Denoising, GaussianBlur, RandomInpainting, SuperResolution
 
 SR = SuperResolution(4)

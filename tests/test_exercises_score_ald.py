@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises_ald import ald_weight, check_ald_likelihood_grad, check_ald_weight, check_best_step_size
+from helpers.exercises.score_ald import ald_weight, check_ald_likelihood_grad, check_ald_weight, check_best_step_size
 from helpers.operators import GaussianBlur
 from helpers.schedule import NoiseSchedule
 from tests.checker_asserts import fails_with, passes

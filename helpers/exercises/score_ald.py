@@ -28,9 +28,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .exercises import CheckResult, _as_number, _call, _close, _max_diff, _report, _schedule, check_best_of_sweep
-from .operators import BoxInpainting, GaussianBlur, Operator, SuperResolution
-from .schedule import NoiseSchedule
+from ._checks import CheckResult, _as_number, _call, _close, _max_diff, _report, _schedule, check_best_of_sweep
+from ..operators import BoxInpainting, GaussianBlur, Operator, SuperResolution
+from ..schedule import NoiseSchedule
 
 __all__ = ["check_ald_weight", "check_ald_likelihood_grad", "check_best_step_size", "ald_weight"]
 

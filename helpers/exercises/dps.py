@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .exercises import CheckResult, _call, _max_diff, _report, check_best_of_sweep
+from ._checks import CheckResult, _call, _max_diff, _report, check_best_of_sweep
 
 __all__ = ["check_dps_scale", "check_dps_gradient", "check_dps_best_zeta"]
 
@@ -90,9 +90,9 @@ def _tiny_setup(seed: int = 0):
     """A tiny random UNet prior (8×8 RGB), a blur operator, a measurement and an x_t: fast and deterministic."""
     from diffusers import UNet2DModel
 
-    from .operators import GaussianBlur
-    from .priors import Prior
-    from .schedule import NoiseSchedule
+    from ..operators import GaussianBlur
+    from ..priors import Prior
+    from ..schedule import NoiseSchedule
 
     torch.manual_seed(seed)
     unet = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
@@ -163,13 +163,13 @@ def check_dps_gradient(fn: Callable, prior=None, operator=None, seed: int = 0) -
     a batch of two images at t = 50, 400, 900. Default: a tiny random-weight UNet on 8×8 images and
     a 3×3 blur (milliseconds); pass ``prior`` (and ``operator``) to check on a real prior (slower).
     """
-    from .samplers import dps_gradient
+    from ..samplers import dps_gradient
 
     if prior is None:
         prior, default_op = _tiny_setup(seed)
         operator = default_op if operator is None else operator
     elif operator is None:
-        from .operators import GaussianBlur
+        from ..operators import GaussianBlur
 
         operator = GaussianBlur(kernel_size=3, std=1.0)
     if fn is Ellipsis or fn is None or not callable(fn):
