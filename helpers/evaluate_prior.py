@@ -26,6 +26,10 @@ size), and measures
   A *near-copy* is a sample whose nearest-neighbour distance is below
   ``NEAR_COPY_FACTOR`` (0.25) × the median held-out-to-training nearest-neighbour distance.
 
+**Sampler grid** (``--grid``, on by default): the same seeds drawn with ancestral DDPM and with
+deterministic DDIM (η = 0) at 50, 100 and 250 steps, each scored with the classifier measures above
+(``results["sampler_grid"]``); the model card shows the table and says which settings meet the targets.
+
 Outputs, in ``--out`` (default ``helpers/pretrained/<prior>/evaluation/``): ``results.json``
 (every figure, the settings, the software and a hash of the weights), ``samples_grid.png``
 (the first 64 samples, 8 × 8), ``type_histogram.png`` (faces) or ``class_histogram.png``
@@ -71,6 +75,8 @@ __all__ = [
     "evaluate_faces",
     "evaluate_digits",
     "time_sampling",
+    "sampler_grid",
+    "parse_grid",
     "machine_load",
     "evaluate",
     "main",
@@ -86,6 +92,10 @@ NEAR_COPY_FACTOR = 0.25
 DIGIT_CONFIDENT_TARGET = 0.85
 DIGIT_MIN_SHARE_TARGET = 0.05
 SEED_STRIDE = 1_000_000
+#: Unconditional samplers of the sampler grid: DDPM (ancestral) and DDIM with η = 0.
+SAMPLERS = ("ddpm", "ddim")
+#: The sampler grid reported by default: both samplers at 50, 100 and 250 steps.
+DEFAULT_GRID = tuple((sm, st) for sm in SAMPLERS for st in (50, 100, 250))
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
@@ -98,23 +108,29 @@ def image_seeds(n: int, seed: int = 0) -> list:
 
 
 def generate_samples(prior, n: int = DEFAULT_N, steps: Optional[int] = DEFAULT_STEPS, seed: int = 0,
-                     batch_size: int = DEFAULT_BATCH, progress: bool = True) -> np.ndarray:
-    """``n`` unconditional DDPM samples (strided to ``steps``), float32 ``(n, C, H, W)`` in image space [0, 1].
+                     batch_size: int = DEFAULT_BATCH, progress: bool = True, sampler: str = "ddpm") -> np.ndarray:
+    """``n`` unconditional samples (strided to ``steps``), float32 ``(n, C, H, W)`` in image space [0, 1].
 
+    ``sampler``: ``"ddpm"`` (ancestral, Ho et al. 2020) or ``"ddim"`` (Song et al. 2021, η = 0, deterministic).
     Image *i* is drawn from its own seed (:func:`image_seeds`), so the result does not depend
     on ``batch_size``.
     """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
     from tqdm.auto import tqdm
 
     from .data import to_image_space
-    from .samplers import sample_ddpm
+    from .samplers import sample_ddim, sample_ddpm
 
     seeds = image_seeds(n, seed)
     out = []
     with torch.no_grad():
         for start in tqdm(range(0, n, batch_size), desc=f"sampling {n} images", disable=not progress, unit="batch"):
             batch = seeds[start:start + batch_size]
-            res = sample_ddpm(prior, num_samples=len(batch), num_steps=steps, seed=batch, progress=False)
+            if sampler == "ddim":
+                res = sample_ddim(prior, num_samples=len(batch), num_steps=steps, eta=0.0, seed=batch, progress=False)
+            else:
+                res = sample_ddpm(prior, num_samples=len(batch), num_steps=steps, seed=batch, progress=False)
             out.append(to_image_space(res.sample.float().cpu()).numpy())
     return np.concatenate(out).astype(np.float32)
 
@@ -406,6 +422,74 @@ def evaluate_digits(samples: np.ndarray, progress: bool = True, epochs: int = 30
 
 
 # --------------------------------------------------------------------------- #
+# Sampler grid: the same measures for DDPM and DDIM at several step counts
+# --------------------------------------------------------------------------- #
+def parse_grid(items: Sequence[str]) -> list:
+    """``["ddpm:100", "ddim:50"]`` -> ``[("ddpm", 100), ("ddim", 50)]``, with errors that name the bad item."""
+    out = []
+    for item in items:
+        sampler, _, steps = str(item).partition(":")
+        if sampler not in SAMPLERS or not steps.isdigit() or int(steps) < 1:
+            raise ValueError(f"grid point {item!r} must be SAMPLER:STEPS with SAMPLER in {list(SAMPLERS)} and STEPS a "
+                             "positive integer, e.g. ddim:100")
+        out.append((sampler, int(steps)))
+    return out
+
+
+def _grid_scorer(prior_name: str, progress: bool):
+    """A function ``samples -> {measure: value}`` with the prior's quality measures (no memorisation)."""
+    if prior_name == "mnist":
+        from .data import mnist_digits
+
+        x_h, y_h = mnist_digits("heldout")
+        clf = train_digit_classifier(x_h, y_h)
+
+        def score(samples):
+            p = clf.predict_proba(samples)
+            shares = class_shares(p, 10)
+            return {"confident_fraction": confident_fraction(p), "min_class_share": float(shares.min()),
+                    "meets_targets": bool(confident_fraction(p) >= DIGIT_CONFIDENT_TARGET
+                                          and shares.min() >= DIGIT_MIN_SHARE_TARGET)}
+        return score
+    from .face_measures import load_or_train_classifiers
+
+    clf = load_or_train_classifiers(progress=progress)
+
+    def score(samples):
+        p = clf.predict_proba(samples, ("eyes", "mouth"))
+        both = (p["eyes"].max(1) >= CONFIDENCE) & (p["mouth"].max(1) >= CONFIDENCE)
+        return {"confident_fraction": float(both.mean()),
+                "min_class_share": float(min(class_shares(p[a], p[a].shape[1]).min() for a in ("eyes", "mouth")))}
+    return score
+
+
+def sampler_grid(prior, prior_name: str, points: Sequence[tuple] = DEFAULT_GRID, n: int = DEFAULT_N, seed: int = 0,
+                 batch_size: int = DEFAULT_BATCH, progress: bool = True, reuse: Optional[dict] = None) -> list:
+    """Quality of the prior's samples for each (sampler, steps) of ``points``.
+
+    Each point draws ``n`` samples with the same per-image seeds and scores them: for ``mnist`` the fraction
+    classified with probability ≥ :data:`CONFIDENCE` by the held-out digit CNN and the smallest class share; for
+    ``faces`` the fraction whose eye type and mouth type are both confident and the smallest type share.
+    ``reuse`` maps ``(sampler, steps)`` to samples already drawn with these seeds (not drawn again).
+    Returns one dict per point: ``sampler``, ``steps``, ``n``, ``seconds`` and the measures.
+    """
+    score = _grid_scorer(prior_name, progress)
+    rows = []
+    for sampler, steps in points:
+        t0 = time.time()
+        samples = (reuse or {}).get((sampler, int(steps)))
+        if samples is None or len(samples) != n:
+            samples = generate_samples(prior, n=n, steps=int(steps), seed=seed, batch_size=batch_size,
+                                       progress=progress, sampler=sampler)
+        rows.append(dict(sampler=sampler, steps=int(steps), n=int(n), seconds=round(time.time() - t0, 1), **score(samples)))
+        if progress:
+            r = rows[-1]
+            print(f"[evaluate_prior] {sampler} {steps} steps: confident {100 * r['confident_fraction']:.1f} %, "
+                  f"smallest class {100 * r['min_class_share']:.1f} %", flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------- #
 # Timing and environment
 # --------------------------------------------------------------------------- #
 def machine_load() -> dict:
@@ -519,6 +603,9 @@ def summary_rows(results: dict) -> list:
         rows.append(("median distance of two training images", "-", _fmt(m["train_pairwise_median"])))
         rows.append((f"near-copies (NN distance < {m['near_copy_threshold']:.3f})", _fmt(m["near_copy_fraction"], True),
                      _fmt(m["heldout_near_copy_fraction"], True) + " (held-out)"))
+    for g in results.get("sampler_grid") or []:
+        rows.append((f"{g['sampler'].upper()} {g['steps']} steps: confident / smallest class",
+                     f"{_fmt(g['confident_fraction'], True)} / {_fmt(g['min_class_share'], True)}", "-"))
     t = results.get("timing")
     if t:
         for r in t["runs"]:
@@ -535,10 +622,11 @@ def format_table(rows: list, header=("measure", "samples", "real / reference")) 
 
 def evaluate(prior_name: str, n: int = DEFAULT_N, steps: int = DEFAULT_STEPS, seed: int = 0, out: Optional[str] = None,
              batch_size: int = DEFAULT_BATCH, timing: bool = False, timing_only: bool = False, progress: bool = True,
-             prior_dir: Optional[str] = None, command: Optional[str] = None) -> dict:
+             prior_dir: Optional[str] = None, command: Optional[str] = None, grid: Sequence[tuple] = ()) -> dict:
     """Run the evaluation of the bundled prior ``prior_name`` ("faces" | "mnist"); returns the results dict.
 
-    ``prior_dir`` evaluates another folder as if it were that prior (same data and measures).
+    ``prior_dir`` evaluates another folder as if it were that prior (same data and measures). ``grid``: the
+    (sampler, steps) points of :func:`sampler_grid` to report as well (``results["sampler_grid"]``).
     """
     from .plotting import image_grid
     from .priors import load_prior
@@ -620,6 +708,9 @@ def evaluate(prior_name: str, n: int = DEFAULT_N, steps: int = DEFAULT_STEPS, se
         old = json.loads(results_path.read_text())
         if old.get("timing") and old.get("weights_sha256") == header["weights_sha256"]:
             results["timing"] = old["timing"]
+    if grid:
+        results["sampler_grid"] = sampler_grid(prior, prior_name, grid, n=n, seed=seed, batch_size=batch_size,
+                                               progress=progress, reuse={("ddpm", int(steps)): samples})
     results["total_seconds"] = round(time.time() - t0, 1)
     results_path.write_text(json.dumps(_json_clean(results), indent=2) + "\n")
     return results
@@ -639,7 +730,14 @@ def _parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (use 1 on a busy machine)")
     p.add_argument("--prior-dir", default=None, help="evaluate this folder instead of the bundled prior (same measures)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--grid", nargs="*", default=[f"{a}:{b}" for a, b in DEFAULT_GRID], metavar="SAMPLER:STEPS",
+                   help="also report these samplers and step counts (DDPM and DDIM at 50, 100, 250 by default); "
+                        "--grid with no value skips it")
     args = p.parse_args(argv)
+    try:
+        args.grid = parse_grid(args.grid)
+    except ValueError as err:
+        p.error(str(err))
     if args.n < 1 or args.steps < 1 or args.batch_size < 1:
         p.error("--n, --steps and --batch-size must be positive")
     return args
@@ -653,7 +751,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     command = "python -m helpers.evaluate_prior " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     results = evaluate(args.prior, n=args.n, steps=args.steps, seed=args.seed, out=args.out, batch_size=args.batch_size,
                        timing=args.timing, timing_only=args.timing_only, progress=not args.no_progress,
-                       prior_dir=args.prior_dir, command=command)
+                       prior_dir=args.prior_dir, command=command, grid=args.grid)
     out_dir = Path(args.out) if args.out else (Path(args.prior_dir) if args.prior_dir else PRETRAINED_DIR / args.prior) / "evaluation"
     if not args.timing_only:
         s = results["sampling"]

@@ -305,6 +305,33 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
         if hist:
             a(f"![histogram](evaluation/{hist})\n")
 
+    grid = (ev or {}).get("sampler_grid") or []
+    if grid:
+        a("## Sampler and number of steps\n")
+        what = ("classified with probability ≥ 0.9 by the held-out digit CNN" if prior == "mnist"
+                else "with eye type and mouth type both predicted with probability ≥ 0.9")
+        a(f"The same {grid[0]['n']} image seeds drawn with ancestral DDPM and with deterministic DDIM (η = 0), strided over "
+          f"the 1000 training steps; *confident* is the share of samples {what}; *smallest class* is the share of the "
+          "rarest predicted class (type). Written by `python -m helpers.evaluate_prior` (`--grid`).\n")
+        target = ev.get("digits", {}).get("confident_target") if prior == "mnist" else None
+        rows = []
+        for g in grid:
+            n = int(g["n"])
+            row = [g["sampler"].upper() + (" (η = 0)" if g["sampler"] == "ddim" else ""), str(g["steps"]),
+                   _pct(g["confident_fraction"], n), _pct(g["min_class_share"])]
+            if target is not None:
+                row.append("met" if g.get("meets_targets") else "not met")
+            rows.append(row)
+        head = ["sampler", "steps", "confident", "smallest class"] + (["targets"] if target is not None else [])
+        a(_table(rows, head) + "\n")
+        below = [g for g in grid if target is not None and not g.get("meets_targets")]
+        if target is not None:
+            ok = [f"{g['sampler'].upper()} {g['steps']}" for g in grid if g.get("meets_targets")]
+            a(f"**Note on the number of sampling steps.** The targets (≥ {100 * target:.0f} % confident, every class ≥ "
+              f"{100 * ev['digits']['min_class_share_target']:.0f} %) are met with " + (", ".join(ok) if ok else "none of these settings")
+              + (". Not met with " + ", ".join(f"{g['sampler'].upper()} {g['steps']} ({_pct(g['confident_fraction'])})" for g in below)
+                 + ": fewer steps give fewer clean digits." if below else ".") + "\n")
+
     a("## Using it on a CPU\n")
     a("Settings for the chapters on a CPU: **100 sampling steps** (DDPM or DDIM, strided over the 1000 training "
       "steps) and **batches of 16 images**. SDEdit and ScoreALD cost about as much per step as unconditional sampling; DPS "
@@ -357,8 +384,9 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
         "**Scores depend on other models.** The quality figures come from small classifiers trained on real images; "
         "a blurry or noisy sample can be a recognisable digit/face yet get a low confidence, and a confident label does "
         "not mean a good-looking image. They are compared with the same classifiers on real images for that reason.",
-        f"**Sampling settings matter.** The figures are for DDPM with {(ev or {}).get('sampling', {}).get('steps', 100)} "
-        "steps; fewer steps or DDIM give somewhat different samples.",
+        f"**Sampling settings matter.** The main figures are for DDPM with {(ev or {}).get('sampling', {}).get('steps', 100)} "
+        "steps; " + ("the table *Sampler and number of steps* gives DDPM and DDIM at other step counts."
+                     if grid else "fewer steps or DDIM give somewhat different samples."),
     ]
     if t and t.get("machine_loaded"):
         lim.append("**Times are from a loaded machine** (other training processes were running).")

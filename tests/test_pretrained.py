@@ -121,3 +121,67 @@ def test_digit_classifier_is_confident_on_real_digits():
 
 def test_image_seeds_do_not_depend_on_the_batch():
     assert ev.image_seeds(3, seed=2) == [2_000_000, 2_000_001, 2_000_002]
+
+
+# ---------------------------------------------------------------- the sampler grid (DDPM and DDIM at several steps)
+def test_parse_grid_accepts_points_and_names_a_bad_one():
+    assert ev.parse_grid(["ddpm:50", "ddim:100"]) == [("ddpm", 50), ("ddim", 100)]
+    for bad in ("ddim", "euler:10", "ddim:0", "ddim:ten"):
+        with pytest.raises(ValueError, match=bad):
+            ev.parse_grid([bad])
+    assert ("ddim", 100) in ev.DEFAULT_GRID and ("ddpm", 250) in ev.DEFAULT_GRID
+
+
+def test_ddim_samples_are_sample_ddim_in_image_space():
+    prior = load_prior("mnist", device="cpu")
+    got = ev.generate_samples(prior, n=3, steps=4, seed=1, batch_size=2, progress=False, sampler="ddim")
+    ref = sample_ddim(prior, num_samples=3, num_steps=4, eta=0.0, seed=ev.image_seeds(3, 1), progress=False).sample
+    np.testing.assert_allclose(got, ((ref + 1) / 2).clamp(0, 1).numpy(), atol=1e-4)  # batches of 2 vs 3: float rounding
+    ddpm = ev.generate_samples(prior, n=3, steps=4, seed=1, batch_size=3, progress=False, sampler="ddpm")
+    assert not np.allclose(got, ddpm)  # the two samplers differ
+    with pytest.raises(ValueError, match="sampler"):
+        ev.generate_samples(prior, n=1, steps=2, progress=False, sampler="euler")
+
+
+def test_sampler_grid_scores_each_point_and_reuses_samples(monkeypatch):
+    prior = load_prior("mnist", device="cpu")
+    real, _ = mnist_digits("heldout")
+    drawn = []
+    real_gen = ev.generate_samples
+
+    def counting(*args, **kw):
+        drawn.append((kw["sampler"], kw["steps"]))
+        return real_gen(*args, **kw)
+
+    monkeypatch.setattr(ev, "generate_samples", counting)
+    reuse = {("ddpm", 3): real[:20]}  # real digits in place of DDPM samples: they must score as digits
+    rows = ev.sampler_grid(prior, "mnist", [("ddpm", 3), ("ddim", 2)], n=20, progress=False, reuse=reuse)
+    assert drawn == [("ddim", 2)]  # the reused point was not drawn again
+    assert [(r["sampler"], r["steps"], r["n"]) for r in rows] == [("ddpm", 3, 20), ("ddim", 2, 20)]
+    assert rows[0]["confident_fraction"] > 0.7  # real digits are confidently classified
+    assert rows[1]["confident_fraction"] < rows[0]["confident_fraction"]  # 2 DDIM steps give noise, not digits
+    for r in rows:
+        assert 0 <= r["min_class_share"] <= 0.1 + 1e-9  # the rarest of 10 classes holds at most a tenth
+
+
+def test_model_card_shows_the_sampler_grid(tmp_path):
+    import shutil
+
+    from helpers.model_card import render_card
+
+    pdir = tmp_path / "mnist"
+    shutil.copytree(PRETRAINED_DIR / "mnist", pdir)
+    res_path = pdir / "evaluation" / "results.json"
+    res = json.loads(res_path.read_text())
+    res["sampler_grid"] = [
+        {"sampler": "ddpm", "steps": 100, "n": 256, "seconds": 1.0, "confident_fraction": 0.871, "min_class_share": 0.06,
+         "meets_targets": True},
+        {"sampler": "ddim", "steps": 50, "n": 256, "seconds": 1.0, "confident_fraction": 0.70, "min_class_share": 0.07,
+         "meets_targets": False},
+    ]
+    res_path.write_text(json.dumps(res))
+    card = render_card("mnist", pdir)
+    assert "## Sampler and number of steps" in card
+    assert "| DDPM | 100 | 87.1 %" in card and "| DDIM (η = 0) | 50 | 70.0 %" in card
+    assert "Note on the number of sampling steps" in card and "met with DDPM 100" in card
+    assert "Not met with DDIM 50 (70.0 %)" in card
