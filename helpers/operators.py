@@ -6,23 +6,27 @@ The measurement is y = A(x) + σ_y · n with n ~ N(0, I). Everything here works 
 
 Every operator takes images ``x`` of shape (B, C, H, W) on any device and is batched.
 Linear operators provide ``adjoint`` (Aᵀ, so that ⟨A x, y⟩ = ⟨x, Aᵀ y⟩) and
-``pseudo_inverse`` (an image in x-space that a method such as SDEdit can start from).
-Noise is a separate object (:class:`GaussianNoise`), as in deepinv's ``physics``.
+``pseudo_inverse`` (an image in x-space that a method such as SDEdit can start from) and
+``aat_diagonal`` (the diagonal of A Aᵀ: how much white noise in x each measured value picks up,
+which sets ScoreALD's likelihood weight). Noise is a separate object (:class:`GaussianNoise`),
+as in deepinv's ``physics``.
 
-=========================  =====================================  ===============================
-operator                   A(x)                                   output shape
-=========================  =====================================  ===============================
-:class:`Denoising`         x                                      (B, C, H, W)
-:class:`GaussianBlur`      k * x (depthwise, reflect padding)     (B, C, H, W)
-:class:`BoxInpainting`     m ⊙ x, m = 0 inside a centred box      (B, C, H, W)
-:class:`RandomInpainting`  m ⊙ x, m = 1 on a random pixel subset  (B, C, H, W)
-:class:`SuperResolution`   k×k average pooling                    (B, C, H/k, W/k)
-=========================  =====================================  ===============================
+=========================  =====================================  ================  =========================
+operator                   A(x)                                   output shape      diag(A Aᵀ)
+=========================  =====================================  ================  =========================
+:class:`Denoising`         x                                      (B, C, H, W)      1
+:class:`GaussianBlur`      k * x (depthwise, reflect padding)     (B, C, H, W)      Σ k² inside, more at the
+                                                                                    border (reflected taps)
+:class:`BoxInpainting`     m ⊙ x, m = 0 inside a centred box      (B, C, H, W)      m
+:class:`RandomInpainting`  m ⊙ x, m = 1 on a random pixel subset  (B, C, H, W)      m
+:class:`SuperResolution`   k×k average pooling                    (B, C, H/k, W/k)  1/k²
+=========================  =====================================  ================  =========================
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional, Sequence, Union
 
 import torch
@@ -90,6 +94,7 @@ class Operator:
 
     linear = True
     image_size: Optional[tuple] = None
+    max_exact_probes = 2**16  # the generic aat_diagonal probes at most this many outputs exactly
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -115,6 +120,63 @@ class Operator:
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """An x-space image consistent with y (Aᵀ by default): the starting point of SDEdit."""
         return self.adjoint(y)
+
+    def aat_diagonal(self, x_shape, device=None, dtype=torch.float64) -> torch.Tensor:
+        """diag(A Aᵀ): the variance of each element of A z for white noise z ~ N(0, I) of shape ``x_shape``.
+
+        (A Aᵀ)_ii = ‖Aᵀ e_i‖² = Var[(A z)_i]. So if x̃ = x_0 + γ z, the residual A x̃ − y with
+        y = A x_0 + σ_y n has per-element variance σ_y² + γ² · (A Aᵀ)_ii (ScoreALD's likelihood
+        weight uses it; σ_y² + γ² only when A Aᵀ = I).
+
+        ``x_shape``: (B, C, H, W) or (C, H, W) of the images x (B is ignored). Returns a tensor
+        of shape (1, C, h, w) with (B, C, h, w) = ``self.output_shape(x_shape)``, which broadcasts
+        over a batch of measurements; values ≥ 0, dimensionless (a gain on a variance), on
+        ``device`` (default CPU) in ``dtype`` (default float64).
+
+        This generic version is exact: it applies Aᵀ to every basis vector e_i of the output
+        (in batches), which needs C·h·w adjoints; above ``max_exact_probes`` (2¹⁶) outputs it
+        falls back to a Monte-Carlo estimate, the mean of (A z)² over 1024 draws (with a warning). The operators of this module override it with
+        closed forms.
+        """
+        if not self.linear:
+            raise NotImplementedError(f"{type(self).__name__} is not linear: A Aᵀ is not defined")
+        out_shape = self._single_output_shape(x_shape)
+        m = math.prod(out_shape[1:])
+        if m <= self.max_exact_probes:
+            diag = torch.empty(m, dtype=torch.float64)
+            chunk = 256
+            for start in range(0, m, chunk):
+                idx = torch.arange(start, min(start + chunk, m))
+                basis = torch.zeros(len(idx), m, dtype=torch.float64)
+                basis[torch.arange(len(idx)), idx] = 1.0
+                rows = self.adjoint(basis.reshape(len(idx), *out_shape[1:]))  # Aᵀ e_i, one per batch entry
+                diag[idx] = rows.flatten(1).pow(2).sum(1)
+            return diag.reshape(out_shape).to(device=device, dtype=dtype)
+        n = 1024
+        warnings.warn(
+            f"{type(self).__name__}.aat_diagonal: {m} outputs are too many to probe exactly; using a Monte-Carlo "
+            f"estimate from {n} noise draws (relative error about {math.sqrt(2 / n):.0%}). Override aat_diagonal "
+            "with a closed form.",
+            stacklevel=2,
+        )
+        in_shape = (1, *self._image_shape(x_shape))
+        gen = make_generator(0)
+        acc = torch.zeros(out_shape, dtype=torch.float64)
+        for _ in range(n):
+            acc += self.forward(torch.randn(in_shape, generator=gen, dtype=torch.float64)) ** 2
+        return (acc / n).to(device=device, dtype=dtype)
+
+    @staticmethod
+    def _image_shape(x_shape) -> tuple:
+        """(C, H, W) from (B, C, H, W) or (C, H, W)."""
+        x_shape = tuple(int(s) for s in x_shape)
+        if len(x_shape) not in (3, 4):
+            raise ValueError(f"x_shape must be (B, C, H, W) or (C, H, W), got {x_shape}")
+        return x_shape[-3:]
+
+    def _single_output_shape(self, x_shape) -> tuple:
+        """(1, C, h, w): the output shape of one image of shape ``x_shape``."""
+        return tuple(self.output_shape((1, *self._image_shape(x_shape))))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
@@ -159,6 +221,10 @@ class Denoising(Operator):
 
     def adjoint(self, y):
         return y
+
+    def aat_diagonal(self, x_shape, device=None, dtype=torch.float64):
+        """A Aᵀ = I: ones of shape (1, C, H, W)."""
+        return torch.ones(self._single_output_shape(x_shape), device=device, dtype=dtype)
 
     def __repr__(self):
         return "Denoising()"
@@ -215,6 +281,43 @@ class GaussianBlur(Operator):
         """The blurred image itself (a blur has no stable inverse; SDEdit starts from y)."""
         return y
 
+    def _source_index(self, n: int) -> torch.Tensor:
+        """For each of the n + 2·pad positions of a padded axis of length n, the pixel it reads (−1: a zero)."""
+        pad = self.kernel_size // 2
+        j = torch.arange(-pad, n + pad)
+        if self.padding == "circular":
+            return j % n
+        if self.padding == "reflect":  # ... 2 1 | 0 1 2 ... n−1 | n−2 ... (the edge pixel is not repeated)
+            return torch.where(j < 0, -j, torch.where(j >= n, 2 * (n - 1) - j, j))
+        return torch.where((j < 0) | (j >= n), torch.full_like(j, -1), j)
+
+    def _tap_coincidence(self, n: int) -> torch.Tensor:
+        """(n, K, K) float64: entry [p, a, b] is 1 when taps a and b of output p read the same pixel of x."""
+        src = self._source_index(n)
+        K = self.kernel_size
+        windows = torch.stack([src[p : p + K] for p in range(n)])  # (n, K): the pixel read by each tap
+        same = (windows[:, :, None] == windows[:, None, :]) & (windows[:, :, None] >= 0)
+        return same.to(torch.float64)
+
+    def aat_diagonal(self, x_shape, device=None, dtype=torch.float64):
+        """diag(A Aᵀ) with the padding folded in, exactly; shape (1, C, H, W).
+
+        Row p of A adds up the kernel taps that read the same pixel: near a border, reflect
+        (or circular) padding makes two taps read one pixel, so (A Aᵀ)_pp = Σ_q (Σ_{taps→q} k)²
+        exceeds Σ k² there; zero padding drops the taps that fall outside (less than Σ k²).
+        In the interior it is Σ k². Computed as Σ_{a,a′,b,b′} S_H[p_h,a,a′] k[a,b] k[a′,b′]
+        S_W[p_w,b,b′], where S[p,a,a′] = 1 when taps a and a′ of output p read the same row
+        (column): the padding acts on rows and columns separately, the kernel need not be separable.
+        """
+        c, h, w = self._image_shape(x_shape)
+        pad = self.kernel_size // 2
+        if self.padding == "reflect" and pad >= min(h, w):
+            raise ValueError(f"kernel_size={self.kernel_size} is too large for {h}×{w} images with reflect padding")
+        k = self.kernel.to(torch.float64)
+        rows = torch.einsum("pac,ab,cd->pbd", self._tap_coincidence(h), k, k)  # (H, K, K)
+        diag = torch.einsum("pbd,qbd->pq", rows, self._tap_coincidence(w))  # (H, W)
+        return diag.expand(1, c, h, w).to(device=device, dtype=dtype).contiguous()
+
     def __repr__(self):
         return f"GaussianBlur(kernel_size={self.kernel_size}, std={self.std:g}, padding={self.padding!r})"
 
@@ -230,6 +333,13 @@ class _MaskOperator(Operator):
 
     def adjoint(self, y):
         return self.forward(y)
+
+    def aat_diagonal(self, x_shape, device=None, dtype=torch.float64):
+        """A Aᵀ = diag(m)² = diag(m): the mask, 1 on kept and 0 on dropped pixels; shape (1, C, H, W)."""
+        c, h, w = self._image_shape(x_shape)
+        if (h, w) != tuple(self.image_size):
+            raise ValueError(f"{type(self).__name__} was built for {self.image_size} images, not {h}×{w}")
+        return self.mask.to(torch.float64).expand(1, c, h, w).to(device=device, dtype=dtype).contiguous()
 
     @property
     def kept_fraction(self) -> float:
@@ -313,6 +423,13 @@ class SuperResolution(Operator):
 
     def pseudo_inverse(self, y):
         return F.interpolate(y, scale_factor=self.factor, mode="nearest")
+
+    def aat_diagonal(self, x_shape, device=None, dtype=torch.float64):
+        """A Aᵀ = I/k²: an average of k² independent unit-variance pixels has variance 1/k². Shape (1, C, H/k, W/k)."""
+        c, h, w = self._image_shape(x_shape)
+        if h % self.factor or w % self.factor:
+            raise ValueError(f"image size {h}×{w} is not divisible by factor={self.factor}")
+        return torch.full(self._single_output_shape(x_shape), 1.0 / self.factor**2, device=device, dtype=dtype)
 
     def output_shape(self, x_shape):
         b, c, h, w = x_shape

@@ -1,9 +1,11 @@
 """Forward operators: adjointness, shapes, closed forms and clear errors."""
 
+import math
+
 import pytest
 import torch
 
-from helpers.operators import (BoxInpainting, Denoising, GaussianBlur, GaussianNoise, RandomInpainting,
+from helpers.operators import (BoxInpainting, Denoising, GaussianBlur, GaussianNoise, Operator, RandomInpainting,
                                SuperResolution)
 
 SIZE = 16
@@ -93,6 +95,90 @@ def test_measure_is_seeded_and_has_the_stated_noise():
     assert float(y.std()) == pytest.approx(0.05, rel=0.05)
     torch.testing.assert_close(op.measure(x, noise_std=0.0), x)
     assert GaussianNoise(0.0)(x).equal(x)
+
+
+# ---------------------------------------------------------------- diag(A Aᵀ): the variance of A z
+def _monte_carlo_variance(op, x_shape, n=4000, seed=0):
+    """Var[(A z)_i] from n draws of white z (its mean is 0, so the mean of (A z)²), and its standard error."""
+    g = torch.Generator().manual_seed(seed)
+    acc = torch.zeros(op.output_shape((1, *x_shape[1:])), dtype=torch.float64)
+    for _ in range(n // 500):
+        acc += (op(torch.randn(500, *x_shape[1:], generator=g, dtype=torch.float64)) ** 2).sum(0, keepdim=True)
+    var = acc / n
+    return var, var * math.sqrt(2 / n)  # s.e. of a Gaussian variance estimate: σ² √(2/n)
+
+
+@pytest.mark.parametrize("op", _operators() + [GaussianBlur(kernel_size=9, std=3.0, padding="circular")], ids=repr)
+def test_aat_diagonal_is_the_variance_of_A_z(op):
+    """Every operator's diag(A Aᵀ) against a Monte-Carlo variance of A z (within 5 standard errors per element),
+    and against the generic exact probe ‖Aᵀ e_i‖² of the base class (to round-off)."""
+    x_shape = (1, 3, SIZE, SIZE)
+    diag = op.aat_diagonal(x_shape)
+    assert diag.shape == op.output_shape(x_shape) and diag.dtype == torch.float64
+    mc, se = _monte_carlo_variance(op, x_shape)
+    assert ((mc - diag).abs() <= 5 * se + 1e-12).all(), float(((mc - diag).abs() / (se + 1e-30)).max())
+    torch.testing.assert_close(diag, Operator.aat_diagonal(op, x_shape), rtol=1e-10, atol=1e-12)
+    # (C, H, W) works too, and device/dtype are honoured
+    assert op.aat_diagonal(x_shape[1:], dtype=torch.float32).dtype == torch.float32
+
+
+def test_aat_diagonal_closed_forms():
+    shape = (2, 3, SIZE, SIZE)
+    torch.testing.assert_close(Denoising().aat_diagonal(shape), torch.ones(1, 3, SIZE, SIZE, dtype=torch.float64))
+    for k in (2, 4):
+        d = SuperResolution(k).aat_diagonal(shape)
+        assert d.shape == (1, 3, SIZE // k, SIZE // k) and torch.all(d == 1 / k**2)
+    for mask_op in (BoxInpainting(SIZE, 6), RandomInpainting(SIZE, 0.3, seed=1)):
+        torch.testing.assert_close(mask_op.aat_diagonal(shape), mask_op.mask.double().expand(1, 3, SIZE, SIZE))
+    # the blur: Σ k² away from the borders, for every padding
+    for padding in ("reflect", "circular", "zeros"):
+        op = GaussianBlur(kernel_size=5, std=1.0, padding=padding)
+        sum_k2 = float((op.kernel.double() ** 2).sum())
+        interior = op.aat_diagonal(shape)[..., 2:-2, 2:-2]
+        torch.testing.assert_close(interior, torch.full_like(interior, sum_k2), rtol=1e-12, atol=0)
+
+
+def test_aat_diagonal_of_the_reflect_blur_exceeds_sum_k2_at_the_border():
+    """Reflect padding reads pixel 1 twice for output 0 (taps −1 and +1), so the variance there is larger
+    than Σ k²; zero padding drops taps, so it is smaller. The closed form Σ k² alone would be wrong by more
+    than the Monte-Carlo error of the test above."""
+    shape = (1, 1, SIZE, SIZE)
+    reflect = GaussianBlur(kernel_size=7, std=1.5).aat_diagonal(shape)[0, 0]
+    zeros = GaussianBlur(kernel_size=7, std=1.5, padding="zeros").aat_diagonal(shape)[0, 0]
+    sum_k2 = float((GaussianBlur(kernel_size=7, std=1.5).kernel.double() ** 2).sum())
+    assert reflect[0, 0] > 1.5 * sum_k2 and reflect[0, SIZE // 2] > 1.2 * sum_k2
+    assert zeros[0, 0] < 0.5 * sum_k2
+    # 1-D check of the corner by hand: the row of A for output 0 along one axis is k1 folded: k1[3] on pixel 0,
+    # k1[2] + k1[4] on pixel 1, k1[1] + k1[5] on pixel 2, k1[0] + k1[6] on pixel 3
+    k1 = GaussianBlur(kernel_size=7, std=1.5).kernel.double().sum(1)
+    folded = k1[3] ** 2 + (k1[2] + k1[4]) ** 2 + (k1[1] + k1[5]) ** 2 + (k1[0] + k1[6]) ** 2
+    assert float(reflect[0, 0]) == pytest.approx(float(folded) ** 2, rel=1e-6)  # separable kernel: product of axes
+
+
+class _MatrixOperator(Operator):
+    """A dense random matrix on (1, 2, 3) images: a subclass without a closed-form aat_diagonal."""
+
+    def __init__(self, out_features=5, seed=0):
+        self.M = torch.randn(out_features, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+    def forward(self, x):
+        return (x.flatten(1) @ self.M.T).reshape(x.shape[0], 1, 1, -1)
+
+    def output_shape(self, x_shape):
+        return (x_shape[0], 1, 1, self.M.shape[0])
+
+    def input_shape_for(self, y_shape):
+        return (y_shape[0], 1, 2, 3)
+
+
+def test_aat_diagonal_generic_fallback_is_exact_and_warns_when_estimating():
+    op = _MatrixOperator()
+    exact = (op.M**2).sum(1).reshape(1, 1, 1, -1)  # (M Mᵀ)_ii
+    torch.testing.assert_close(op.aat_diagonal((1, 2, 3)), exact, rtol=1e-12, atol=0)
+    op.max_exact_probes = 2
+    with pytest.warns(UserWarning, match="Monte-Carlo"):
+        estimate = op.aat_diagonal((1, 2, 3))
+    assert ((estimate - exact).abs() <= 5 * exact * math.sqrt(2 / 1024)).all()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (checked on the device machine)")
