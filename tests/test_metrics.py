@@ -189,12 +189,44 @@ def test_lpips_batch_single_grayscale_datarange_and_small_images(lpips_cache, as
     assert metrics.lpips_distance(g, gr, backbone="offline")[0] == pytest.approx(
         metrics.lpips_distance(g.repeat(1, 3, 1, 1), gr.repeat(1, 3, 1, 1), backbone="offline")[0], rel=1e-6
     )
-    # 28 px (MNIST) images are upsampled bilinearly to 32 px
+    # 28 px (MNIST) images are upsampled bilinearly to 64 px (the small-image protocol)
     a, b = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)).unbind(0)
-    up = lambda t: F.interpolate(t[None].repeat(1, 3, 1, 1), size=(32, 32), mode="bilinear", align_corners=False)[0]  # noqa: E731
+    up = lambda t: F.interpolate(t[None].repeat(1, 3, 1, 1), size=(64, 64), mode="bilinear", align_corners=False)[0]  # noqa: E731
+    assert metrics.LPIPS_MIN_SIZE == 64
     assert metrics.lpips_distance(a, b, backbone="offline") == pytest.approx(
-        metrics.lpips_distance(up(a).clamp(0, 1), up(b).clamp(0, 1), backbone="offline"), rel=1e-5
+        metrics.lpips_distance(up(a).clamp(0, 1), up(b).clamp(0, 1), backbone="offline", min_size=0), rel=1e-5
     )
+
+
+@pytest.fixture(scope="module")
+def small_images() -> np.ndarray:
+    """Three 32x32 crops of skimage's astronaut (face, badge, flag), (3, 3, 32, 32) in [0, 1]."""
+    big = resize(skimage_data.astronaut(), (128, 128), anti_aliasing=True).transpose(2, 0, 1)
+    crops = [big[:, 10:42, 50:82], big[:, 60:92, 20:52], big[:, 0:32, 0:32]]
+    return np.ascontiguousarray(np.stack(crops))
+
+
+def test_lpips_small_image_protocol_ranks_degradations_without_saturating(lpips_cache, small_images):
+    """At 32 px, LPIPS after upsampling to 64 px grows strictly with blur and with noise, well above 0."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(small_images.shape)
+    blurred = [np.stack([_blur(im, s) for im in small_images]) for s in (0.5, 1.0, 1.5)]
+    noisy = [np.clip(small_images + std * z, 0, 1) for std in (0.02, 0.05, 0.1)]
+    for levels in (blurred, noisy):
+        d = np.stack([metrics.lpips_distance(x, small_images, backbone="offline") for x in levels])  # (level, image)
+        assert np.all(np.diff(d, axis=0) > 0), d  # strictly increasing for every image
+    d_blur = metrics.lpips_distance(blurred[1], small_images, backbone="offline")
+    assert np.all(d_blur > 0.05)  # a visible blur (1 px std) is far from 0
+    # the protocol lifts values out of the saturated range of 32-px inputs
+    d_noise_64 = metrics.lpips_distance(noisy[1], small_images, backbone="offline")
+    d_noise_32 = metrics.lpips_distance(noisy[1], small_images, backbone="offline", min_size=32)
+    assert np.all(d_noise_64 > 3 * d_noise_32), (d_noise_64, d_noise_32)
+    # the protocol is exactly: bilinear upsampling of both images to 64 px, then plain LPIPS
+    up = lambda a: F.interpolate(torch.from_numpy(a).float(), size=(64, 64), mode="bilinear", align_corners=False)  # noqa: E731
+    manual = metrics.lpips_distance(up(noisy[1]).clamp(0, 1), up(small_images).clamp(0, 1), backbone="offline", min_size=0)
+    assert d_noise_64 == pytest.approx(manual, rel=1e-5)
+    with pytest.raises(ValueError, match="min_size"):
+        metrics.lpips_distance(small_images, small_images, min_size=-1)
 
 
 def test_lpips_arguments_are_checked():
