@@ -28,9 +28,16 @@ import torch
 
 from .schedule import NoiseSchedule
 
-__all__ = ["Prior", "GaussianPrior", "load_prior", "PriorNotAvailableError", "BUNDLED_PRIORS", "HUB_PRIORS", "default_device"]
+__all__ = ["Prior", "GaussianPrior", "load_prior", "PriorNotAvailableError", "BUNDLED_PRIORS", "HUB_PRIORS", "default_device",
+           "record_weights_sha256", "verify_weights_sha256", "WEIGHTS_FILE", "SHA256_FILE"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+WEIGHTS_FILE = "unet/diffusion_pytorch_model.safetensors"
+"""The weights of a prior in pipeline layout, relative to its folder."""
+SHA256_FILE = "weights.sha256"
+"""Beside ``unet/``: ``<sha256>  unet/diffusion_pytorch_model.safetensors`` (``sha256sum -c`` format),
+written by ``helpers.train``'s export and checked by :func:`load_prior` for the bundled priors."""
 
 #: Short names of the priors that ship in this repository (trained by ``python -m helpers.train``).
 BUNDLED_PRIORS = {
@@ -184,8 +191,78 @@ class GaussianPrior:
 
 # ---------------------------------------------------------------------- loading
 def _read_json(path: Path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
+    try:
+        with open(path) as fh:
+            value = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PriorNotAvailableError(
+            f"{path} is not valid JSON ({err}); restore it (git checkout, or re-export the prior), or write a "
+            "diffusers scheduler config with diffusers.DDPMScheduler(...).save_pretrained(...)"
+        ) from None
+    if not isinstance(value, dict):
+        raise PriorNotAvailableError(f"{path} holds a JSON {type(value).__name__}, not an object of scheduler settings")
+    return value
+
+
+def record_weights_sha256(folder: Union[str, os.PathLike]) -> str:
+    """Write ``folder/weights.sha256`` for the prior's current weights; returns the hex digest.
+
+    Run it after replacing a prior's weights on purpose (``helpers.train``'s export does it).
+    """
+    from ._util import file_sha256
+
+    folder = Path(folder)
+    sha = file_sha256(folder / WEIGHTS_FILE)
+    tmp = folder / (SHA256_FILE + f".tmp{os.getpid()}")
+    tmp.write_text(f"{sha}  {WEIGHTS_FILE}\n")
+    os.replace(tmp, folder / SHA256_FILE)
+    return sha
+
+
+def _expected_sha256(folder: Path) -> Optional[str]:
+    """The recorded SHA-256 of ``folder``'s weights: ``weights.sha256``, else ``training_info.json``; None if neither."""
+    f = folder / SHA256_FILE
+    if f.exists():
+        text = f.read_text().split()
+        if not text or len(text[0]) != 64 or any(c not in "0123456789abcdef" for c in text[0].lower()):
+            raise PriorNotAvailableError(f"{f} does not start with a SHA-256 hex digest; restore it (git checkout)")
+        return text[0].lower()
+    info = folder / "training_info.json"
+    if info.exists():
+        try:
+            sha = json.loads(info.read_text()).get("weights_sha256")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            return None
+        return sha.lower() if isinstance(sha, str) else None
+    return None
+
+
+def verify_weights_sha256(folder: Union[str, os.PathLike], required: bool = False) -> Optional[str]:
+    """Check ``folder``'s weights against the recorded SHA-256; returns the digest (None if nothing is recorded).
+
+    Raises :class:`PriorNotAvailableError` naming the weights file when they differ (a corrupt, truncated or
+    replaced file), or when ``required`` and no hash is recorded.
+    """
+    from ._util import file_sha256
+
+    folder = Path(folder)
+    expected = _expected_sha256(folder)
+    weights = folder / WEIGHTS_FILE
+    if expected is None:
+        if required:
+            raise PriorNotAvailableError(f"{folder} records no SHA-256 of {weights} ({SHA256_FILE} is missing); "
+                                         "restore it with git checkout")
+        return None
+    if not weights.exists():
+        raise PriorNotAvailableError(f"{weights} is missing; restore it (git checkout / git lfs pull) or re-export the prior")
+    actual = file_sha256(weights)
+    if actual != expected:
+        raise PriorNotAvailableError(
+            f"{weights} has SHA-256 {actual[:16]}…, but {folder / SHA256_FILE} records {expected[:16]}…: the file is "
+            "corrupt, truncated or was replaced. Restore it (git checkout / git lfs pull); if you replaced the weights "
+            f"on purpose, record their hash with helpers.priors.record_weights_sha256({str(folder)!r})"
+        )
+    return actual
 
 
 def _offline_hint() -> str:
@@ -193,7 +270,7 @@ def _offline_hint() -> str:
     return f"Priors that work offline: {names}, or a local folder holding a diffusers UNet (config.json + weights)."
 
 
-def _load_local(path: Path, device, dtype) -> Prior:
+def _load_local(path: Path, device, dtype, required_sha: bool = False) -> Prior:
     from diffusers import UNet2DModel
 
     if (path / "unet" / "config.json").exists():  # pipeline layout
@@ -213,6 +290,9 @@ def _load_local(path: Path, device, dtype) -> Prior:
             "'scheduler_config.json' beside config.json, e.g. with diffusers.DDPMScheduler(...).save_pretrained(...)."
         )
     sched_cfg = _read_json(sched_path)
+    _read_json(unet_dir / "config.json")  # a clear error naming the file, before diffusers parses it
+    if unet_dir != path:  # pipeline layout: check the weights when a hash is recorded
+        verify_weights_sha256(path, required=required_sha)
     unet = UNet2DModel.from_pretrained(str(unet_dir), low_cpu_mem_usage=False)
     return _make_prior(unet, sched_cfg, str(path), device, dtype)
 
@@ -285,6 +365,10 @@ def load_prior(name_or_path: Union[str, os.PathLike], device=None, dtype: Option
 
     ``device`` defaults to CUDA when available. The schedule (β, ᾱ, T, variance type,
     clipping) is read from the model's diffusers scheduler config.
+
+    The weights of a bundled prior are checked against the SHA-256 in its ``weights.sha256``
+    (a local folder's too, when it has one, e.g. from ``helpers.train``'s export): a
+    mismatch, or a config that is not JSON, raises :class:`PriorNotAvailableError` naming the file.
     """
     device = torch.device(device) if device is not None else default_device()
     key = os.fspath(name_or_path)
@@ -293,9 +377,9 @@ def load_prior(name_or_path: Union[str, os.PathLike], device=None, dtype: Option
         if not path.exists():
             raise PriorNotAvailableError(
                 f"The bundled prior '{key}' is not in this checkout ({path} is missing). "
-                f"Train it with `python -m helpers.train --dataset {key} --out {path}`."
+                f"Train it with `python -m helpers.train --dataset {key} --out {path} --force`."
             )
-        prior = _load_local(path, device, dtype)
+        prior = _load_local(path, device, dtype, required_sha=True)
         prior.name = key
         return prior
     path = Path(key).expanduser()
