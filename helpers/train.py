@@ -16,15 +16,21 @@ provenance is known. The recipe is the one of Ho et al. (2020) and google's
 
 Training is **resumable**: every few minutes (and at the end) the model, its EMA,
 the optimiser, the step, all random-number-generator states and the loss log are
-written atomically to a checkpoint; starting again with the same checkpoint
+written atomically to a checkpoint (``checkpoint.safetensors``: tensors in safetensors,
+the rest as JSON in its metadata, so loading it never runs code); starting again with the same checkpoint
 directory continues exactly where the last checkpoint left off (bit-for-bit the
 same run as an uninterrupted one). ``--max-minutes`` is a wall-clock budget that
 counts the time of earlier (resumed) sessions too.
 
 Command line::
 
-    python -m helpers.train --dataset mnist --out helpers/pretrained/mnist --max-minutes 45 --threads 1
-    python -m helpers.train --dataset faces --out helpers/pretrained/faces --max-minutes 95 --threads 2
+    python -m helpers.train --dataset mnist --out helpers/pretrained/mnist --force --max-minutes 45 --threads 1
+    python -m helpers.train --dataset faces --out helpers/pretrained/faces --force --max-minutes 95 --threads 2
+
+(``--force``: the shipped priors' folders are written only on purpose.) Resuming with other
+settings (``--lr``, ``--seed``, ``--batch-size``, ``--ema-decay``, ...) than the checkpoint's is an
+error unless ``--override`` is given; ``--export-only`` exports an existing checkpoint and refuses
+when there is none, as training with ``--steps 0`` would export random weights.
 
 The export (``--out``) is a diffusers pipeline layout that
 ``helpers.priors.load_prior`` and ``diffusers.DDPMPipeline`` understand::
@@ -54,12 +60,14 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+
+from ._util import as_float, as_int
 
 __all__ = [
     "TrainConfig",
@@ -72,11 +80,16 @@ __all__ = [
     "diffusion_loss",
     "load_images",
     "export_prior",
+    "load_checkpoint",
+    "validate_config",
+    "CheckpointError",
+    "RESUME_SETTINGS",
     "train",
     "main",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PRETRAINED_DIR = REPO_ROOT / "helpers" / "pretrained"
 
 #: Keyword arguments of :class:`diffusers.UNet2DModel` per dataset (``in_channels``
 #: and ``out_channels`` are filled in from the data). Both use self-attention only
@@ -157,7 +170,7 @@ class TrainConfig:
         ``torch.set_num_threads`` for this process (``None``: leave as is). Two
         concurrent runs on a 2-core machine should use 1 each.
     checkpoint_dir:
-        Where checkpoints (``checkpoint.pt``) and the running loss log
+        Where checkpoints (``checkpoint.safetensors``) and the running loss log
         (``training_log.csv``) are written, and resumed from if present.
         ``None`` or ``""`` (the default in Python): no checkpoints and no resuming,
         so a notebook's run never touches the course's own training run. The command
@@ -187,6 +200,12 @@ class TrainConfig:
         continue training a shipped prior in a later session, when the git-ignored
         checkpoint is gone. The optimiser starts fresh (with warm-up); the earlier
         run's steps and wall time are recorded under ``initialised_from``.
+    override:
+        Resume even though a setting of :data:`RESUME_SETTINGS` (learning rate, seed, batch
+        size, EMA decay, ...) differs from the checkpoint's; the changes are printed and recorded
+        (``resume_overrides`` in ``training_info.json``). Without it such a resume is an error.
+    force:
+        Allow :attr:`out` inside ``helpers/pretrained/`` (replacing a shipped prior).
     """
 
     dataset: str = "faces"
@@ -212,6 +231,8 @@ class TrainConfig:
     dataset_kwargs: Dict[str, Any] = field(default_factory=dict)
     command: Optional[str] = None
     init_from: Optional[str] = None
+    override: bool = False
+    force: bool = False
 
 
 @dataclass
@@ -381,11 +402,169 @@ def _resolve_checkpoint_dir(config: TrainConfig) -> Optional[Path]:
     return Path(config.checkpoint_dir)
 
 
+CHECKPOINT_NAME = "checkpoint.safetensors"
+"""The checkpoint file in ``checkpoint_dir``: tensors in safetensors, everything else as JSON in its metadata."""
+LEGACY_CHECKPOINT_NAME = "checkpoint.pt"
+"""Checkpoints of earlier versions (``torch.save``); read only with torch's restricted (weights-only) unpickler."""
+CHECKPOINT_FORMAT = "helpers.train/checkpoint-v2"
+
+#: TrainConfig fields that define the optimisation; changing one on resume needs ``override``.
+#: field -> how the command line spells it.
+RESUME_SETTINGS: Dict[str, str] = {
+    "dataset": "--dataset", "batch_size": "--batch-size", "lr": "--lr", "warmup_steps": "--warmup-steps",
+    "weight_decay": "TrainConfig.weight_decay", "grad_clip": "TrainConfig.grad_clip", "ema_decay": "--ema-decay",
+    "hflip": "TrainConfig.hflip", "seed": "--seed", "model_config": "TrainConfig.model_config",
+    "dataset_kwargs": "TrainConfig.dataset_kwargs",
+}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read (truncated, corrupt, foreign); the message names the file."""
+
+
+def _start_anew_hint(path: Path) -> str:
+    return (f"start anew with --no-resume (TrainConfig(resume=False)), or move {path} away; "
+            "a checkpoint cannot be repaired")
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists and unknown objects as strings (what a JSON round trip gives)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _pack_checkpoint(state: Dict[str, Any]) -> bytes:
+    """The training state as safetensors bytes: every tensor a tensor, the rest JSON in the metadata.
+
+    Exact: tensors keep dtype and bits, Python floats survive JSON (``repr`` round-trips), and
+    the RNG states are stored whole (torch's as uint8 tensors, numpy's key as uint8 bytes).
+    """
+    from safetensors.torch import save
+
+    tensors: Dict[str, torch.Tensor] = {}
+    for k, v in state["model"].items():
+        tensors[f"model/{k}"] = v.detach().clone().contiguous()
+    for k, v in state["ema"].items():
+        tensors[f"ema/{k}"] = v.detach().clone().contiguous()
+    opt_scalars: Dict[str, Dict[str, Any]] = {}
+    for pid, st in state["optimizer"]["state"].items():
+        for name, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optimizer/state/{pid}/{name}"] = v.detach().clone().contiguous()
+            else:
+                opt_scalars.setdefault(str(pid), {})[name] = v
+    tensors["rng/generator"] = state["generator"].clone()
+    tensors["rng/torch"] = state["rng"]["torch"].clone()
+    np_name, np_key, np_pos, np_has_gauss, np_gauss = state["rng"]["numpy"]
+    tensors["rng/numpy_key"] = torch.from_numpy(np.ascontiguousarray(np_key, dtype=np.uint32).view(np.uint8).copy())
+    if state["batches"]["perm"] is not None:
+        tensors["batches/perm"] = state["batches"]["perm"].clone().contiguous()
+    py_version, py_state, py_gauss = state["rng"]["python"]
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "step": int(state["step"]), "wall_seconds": float(state["wall_seconds"]),
+        "ema_updates": int(state["ema_updates"]), "log": [list(r) for r in state["log"]],
+        "config": _jsonable(state["config"]), "n_images": state.get("n_images"),
+        "overrides": _jsonable(state.get("overrides", [])),
+        "batches_pos": int(state["batches"]["pos"]),
+        "optimizer_param_groups": _jsonable(state["optimizer"]["param_groups"]),
+        "optimizer_scalars": opt_scalars,
+        "rng_numpy": [np_name, int(np_pos), int(np_has_gauss), float(np_gauss)],
+        "rng_python": [py_version, list(py_state), py_gauss],
+    }
+    return save(tensors, metadata={"checkpoint": json.dumps(meta)})
+
+
+def _unpack_checkpoint(path: Path) -> Dict[str, Any]:
+    """Read a checkpoint written by :func:`_pack_checkpoint` into the state dict :func:`train` resumes from."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        header = f.metadata() or {}
+        if "checkpoint" not in header:
+            raise ValueError("no 'checkpoint' entry in the safetensors metadata: not a helpers.train checkpoint")
+        meta = json.loads(header["checkpoint"])
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+
+    def part(prefix: str) -> Dict[str, torch.Tensor]:
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    opt_state: Dict[int, Dict[str, Any]] = {}
+    for k, v in part("optimizer/state/").items():
+        pid, name = k.split("/", 1)
+        opt_state.setdefault(int(pid), {})[name] = v
+    for pid, d in meta["optimizer_scalars"].items():
+        opt_state.setdefault(int(pid), {}).update(d)
+    groups = meta["optimizer_param_groups"]
+    for g in groups:
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+    np_name, np_pos, np_has_gauss, np_gauss = meta["rng_numpy"]
+    np_key = tensors["rng/numpy_key"].numpy().copy().view(np.uint32)
+    py_version, py_state, py_gauss = meta["rng_python"]
+    return {
+        "model": part("model/"), "ema": part("ema/"),
+        "optimizer": {"state": dict(sorted(opt_state.items())), "param_groups": groups},
+        "generator": tensors["rng/generator"],
+        "batches": {"perm": tensors.get("batches/perm"), "pos": meta["batches_pos"]},
+        "rng": {"torch": tensors["rng/torch"], "numpy": (np_name, np_key, np_pos, np_has_gauss, np_gauss),
+                "python": (py_version, tuple(py_state), py_gauss)},
+        "step": meta["step"], "wall_seconds": meta["wall_seconds"], "log": [tuple(r) for r in meta["log"]],
+        "ema_updates": meta["ema_updates"], "config": meta.get("config") or {}, "n_images": meta.get("n_images"),
+        "overrides": meta.get("overrides", []),
+    }
+
+
+def _load_legacy_checkpoint(path: Path) -> Dict[str, Any]:
+    """A ``checkpoint.pt`` of an earlier version, read with torch's weights-only unpickler.
+
+    Only tensors, containers, numbers and the three numpy globals an RNG state needs are
+    admitted, so a tampered file raises instead of running code.
+    """
+    import numpy._core.multiarray as _ma
+
+    allowed = [_ma._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _find_checkpoint(ckpt_dir: Optional[Path]) -> Optional[Path]:
+    """The checkpoint to resume from in ``ckpt_dir``: the safetensors one, else a legacy ``checkpoint.pt``."""
+    if ckpt_dir is None:
+        return None
+    for name in (CHECKPOINT_NAME, LEGACY_CHECKPOINT_NAME):
+        if (ckpt_dir / name).exists():
+            return ckpt_dir / name
+    return None
+
+
+def load_checkpoint(path: os.PathLike) -> Dict[str, Any]:
+    """Read a training checkpoint (``checkpoint.safetensors``, or a legacy ``checkpoint.pt``).
+
+    Raises :class:`CheckpointError` naming the file when it is truncated, corrupt or not a
+    checkpoint of this module; nothing in the file is executed.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".pt":
+            s = _load_legacy_checkpoint(path)
+        else:
+            s = _unpack_checkpoint(path)
+        missing = [k for k in ("model", "ema", "optimizer", "generator", "batches", "rng", "step", "wall_seconds",
+                               "log", "ema_updates") if k not in s]
+        if missing:
+            raise KeyError(f"missing entries {missing}")
+    except Exception as err:  # noqa: BLE001 - any failure to parse is a corrupt checkpoint
+        msg = str(err).splitlines()[0][:300] if str(err) else ""
+        raise CheckpointError(f"the checkpoint {path} cannot be read ({type(err).__name__}: {msg}); "
+                              + _start_anew_hint(path)) from None
+    return s
+
+
 def _save_checkpoint(ckpt_dir: Path, state: Dict[str, Any], log: Sequence[tuple]) -> None:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    _atomic_write_bytes(ckpt_dir / "checkpoint.pt", buf.getvalue())
+    _atomic_write_bytes(ckpt_dir / CHECKPOINT_NAME, _pack_checkpoint(state))
     _write_log_csv(ckpt_dir / "training_log.csv", log)
 
 
@@ -432,12 +611,19 @@ def export_prior(ema_model, out: os.PathLike, log: Sequence[tuple] = (), info: O
 
     ``out/unet`` (``ema_model.save_pretrained``, fp32 safetensors),
     ``out/scheduler`` (:func:`make_scheduler`), ``out/training_log.csv``,
-    ``out/loss_curve.png`` and ``out/training_info.json`` (``info``). Returns ``out``.
+    ``out/loss_curve.png``, ``out/training_info.json`` (``info``, with ``weights_sha256``) and
+    ``out/weights.sha256`` (the weights' SHA-256, which :func:`helpers.priors.load_prior` checks).
+    Returns ``out``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ema_model.save_pretrained(out / "unet", safe_serialization=True)
     make_scheduler().save_pretrained(out / "scheduler")
+    from .priors import record_weights_sha256
+
+    sha = record_weights_sha256(out)
+    if info is not None:
+        info = dict(info, weights_sha256=sha)
     _write_log_csv(out / "training_log.csv", log)
     title = f"DDPM training loss ({info.get('dataset', '')})" if info else "DDPM training loss"
     try:
@@ -472,8 +658,8 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
     """Train (or resume training) a DDPM prior as described by ``config``.
 
     Steps: load the images (model space [-1, 1]); build the UNet of the dataset's
-    preset with seed ``config.seed``; resume from ``checkpoint_dir/checkpoint.pt``
-    if it exists; loop until ``config.steps`` or ``config.max_minutes`` (or
+    preset with seed ``config.seed``; resume from ``checkpoint_dir/checkpoint.safetensors``
+    if it exists (an error if its settings differ, unless ``config.override``); loop until ``config.steps`` or ``config.max_minutes`` (or
     ``stop_flag()`` returns True, e.g. after SIGTERM); write a final checkpoint;
     export the EMA weights to ``config.out``. Returns a :class:`TrainResult`.
 
@@ -482,6 +668,8 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
     """
     if config.steps is None and config.max_minutes is None and stop_flag is None:
         raise ValueError("set config.steps and/or config.max_minutes")
+    config = validate_config(config)
+    _check_out_dir(config)
     if config.threads:
         torch.set_num_threads(int(config.threads))
     hp = dict(DEFAULT_HPARAMS.get(config.dataset, DEFAULT_HPARAMS["custom"]))
@@ -490,6 +678,9 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
 
     data = load_images(config, progress=config.progress)
     n_images, channels = data.shape[0], data.shape[1]
+    if config.batch_size > n_images:
+        raise ValueError(f"batch_size (--batch-size) is {config.batch_size} but there are only {n_images} training "
+                         f"images; use --batch-size {n_images} or less")
 
     # Seeded initialisation: the model is built from the same seed whether or not we resume.
     torch.manual_seed(config.seed)
@@ -506,22 +697,46 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
 
     step, wall_done, log, ema_updates = 0, 0.0, [], 0
     ckpt_dir = _resolve_checkpoint_dir(config)
-    ckpt_path = ckpt_dir / "checkpoint.pt" if ckpt_dir is not None else None
+    ckpt_path = _find_checkpoint(ckpt_dir) if config.resume else None
     resumed_from = None
-    if config.resume and ckpt_path is not None and ckpt_path.exists():
-        s = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(s["model"])
-        ema_model.load_state_dict(s["ema"])
-        opt.load_state_dict(s["optimizer"])
+    overrides: List[Dict[str, Any]] = []
+    if ckpt_path is not None:
+        s = load_checkpoint(ckpt_path)
+        changes = _changed_settings(s, config, lr, hflip, n_images)
+        if changes and not config.override:
+            lines = "; ".join(f"{RESUME_SETTINGS.get(k, k)}: checkpoint {v['checkpoint']!r}, now {v['now']!r}"
+                              for k, v in changes.items())
+            raise ValueError(f"the checkpoint {ckpt_path} was made with other settings ({lines}). Resume with the "
+                             "checkpoint's settings, pass --override (TrainConfig(override=True)) to continue with "
+                             "the new ones (recorded in training_info.json), or start anew with --no-resume")
+        try:
+            model.load_state_dict(s["model"])
+            ema_model.load_state_dict(s["ema"])
+            opt.load_state_dict(s["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"the checkpoint {ckpt_path} does not fit this run's network or optimiser "
+                                  f"({str(err).splitlines()[0][:200]}); " + _start_anew_hint(ckpt_path)) from None
         gen.set_state(s["generator"])
         batches.load_state_dict(s["batches"])
+        if batches.perm is not None and len(batches.perm) != n_images:  # overridden data: start a new epoch
+            batches.perm = None
         _set_rng_states(s["rng"])
         step, wall_done, log, ema_updates = int(s["step"]), float(s["wall_seconds"]), list(s["log"]), int(s["ema_updates"])
+        overrides = list(s.get("overrides") or [])
+        if changes:
+            overrides.append({"at_step": step, "changes": _jsonable(changes)})
+            print(f"[train] --override: resuming at step {step} with changed settings: "
+                  + ", ".join(f"{k} {v['checkpoint']!r} -> {v['now']!r}" for k, v in changes.items()), flush=True)
+        for g in opt.param_groups:  # the optimiser's own copy; equal unless overridden
+            g["weight_decay"] = config.weight_decay
         resumed_from = step
         print(f"[train] resumed from {ckpt_path} at step {step} ({wall_done / 60:.1f} min done)", flush=True)
     initialised_from = None
     if config.init_from:
         initialised_from = _init_from_prior(model, ema_model, Path(config.init_from), resumed=resumed_from is not None)
+    if config.out and step == 0 and initialised_from is None and (
+            config.steps == 0 or (config.max_minutes is not None and config.max_minutes <= 0)):
+        raise ValueError(_untrained_message(config, ckpt_dir))
 
     params = [p for p in model.parameters()]
     ema_params = [p for p in ema_model.parameters()]
@@ -532,6 +747,7 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
             "generator": gen.get_state(), "batches": batches.state_dict(), "rng": _rng_states(),
             "step": step, "wall_seconds": wall_done + (time.time() - t_start), "log": log,
             "ema_updates": ema_updates, "config": _config_record(config, lr, hflip),
+            "n_images": int(n_images), "overrides": overrides,
         }
 
     budget_s = config.max_minutes * 60.0 if config.max_minutes is not None else math.inf
@@ -616,6 +832,8 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
           f"ema_loss {ema_loss if ema_loss is not None else float('nan'):.4f}", flush=True)
 
     out = None
+    if config.out and step == 0 and initialised_from is None:
+        raise ValueError(_untrained_message(config, ckpt_dir))
     if config.out:
         info = {
             "dataset": config.dataset,
@@ -639,6 +857,7 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
             "stopped_by": stopped_by,
             "resumed_from_step": resumed_from,
             "initialised_from": initialised_from,
+            "resume_overrides": overrides or None,
             "final_ema_loss": ema_loss,
             "hardware": _hardware_string(),
             "command": config.command,
@@ -651,10 +870,74 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
 
 
 def _config_record(config: TrainConfig, lr: float, hflip: bool) -> Dict[str, Any]:
-    d = asdict(config)
-    d.pop("images", None)
+    d = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "images"}
     d["lr"], d["hflip"] = lr, hflip
-    return d
+    return _jsonable(d)
+
+
+def _changed_settings(s: Dict[str, Any], config: TrainConfig, lr: float, hflip: bool,
+                      n_images: int) -> Dict[str, Dict[str, Any]]:
+    """The :data:`RESUME_SETTINGS` (and the number of images) that differ from checkpoint ``s``."""
+    saved = s.get("config") or {}
+    now = _config_record(config, lr, hflip)
+    changes = {}
+    for k in RESUME_SETTINGS:
+        if k in saved and _jsonable(saved[k]) != now.get(k):
+            changes[k] = {"checkpoint": saved[k], "now": now.get(k)}
+    if s.get("n_images") is not None and int(s["n_images"]) != int(n_images):
+        changes["n_images"] = {"checkpoint": int(s["n_images"]), "now": int(n_images)}
+    return changes
+
+
+def _untrained_message(config: TrainConfig, ckpt_dir: Optional[Path]) -> str:
+    where = f"no checkpoint in {ckpt_dir}" if ckpt_dir is not None else "no checkpoint_dir"
+    return (f"refusing to export untrained (randomly initialised) weights to out={config.out!r}: 0 optimiser steps "
+            f"would be done (steps={config.steps}, max_minutes={config.max_minutes}, {where}, no init_from). "
+            "Give --steps >= 1 or --max-minutes > 0, or point --checkpoint-dir at a run to resume")
+
+
+def validate_config(config: TrainConfig) -> TrainConfig:
+    """A copy of ``config`` with every number checked and made a Python int/float.
+
+    Python, numpy and 0-d torch scalars are accepted alike. A bad value raises ``ValueError``
+    (or ``TypeError`` for a wrong type) naming the field and its command-line flag.
+    """
+    def opt(value, fn, *args, **kw):
+        return None if value is None else fn(value, *args, **kw)
+
+    if config.dataset not in ("faces", "mnist", "custom"):
+        raise ValueError(f"dataset (--dataset) is {config.dataset!r}; expected 'faces', 'mnist' or 'custom'")
+    return replace(
+        config,
+        steps=opt(config.steps, as_int, "steps (--steps)", min=0),
+        max_minutes=opt(config.max_minutes, as_float, "max_minutes (--max-minutes)", nonnegative=True),
+        batch_size=as_int(config.batch_size, "batch_size (--batch-size)", positive=True),
+        lr=opt(config.lr, as_float, "lr (--lr)", positive=True),
+        warmup_steps=as_int(config.warmup_steps, "warmup_steps (--warmup-steps)", min=0),
+        weight_decay=as_float(config.weight_decay, "weight_decay", nonnegative=True),
+        grad_clip=opt(config.grad_clip, as_float, "grad_clip", nonnegative=True),
+        ema_decay=as_float(config.ema_decay, "ema_decay (--ema-decay)", min=0.0, max=1.0, max_open=True,
+                           hint="typical values are 0.999 to 0.9999"),
+        seed=as_int(config.seed, "seed (--seed)", min=0, max=2**32 - 1,
+                    hint="numpy's global seed must fit in 32 bits"),
+        threads=opt(config.threads, as_int, "threads (--threads)", positive=True),
+        checkpoint_every_minutes=as_float(config.checkpoint_every_minutes,
+                                          "checkpoint_every_minutes (--checkpoint-every-minutes)", positive=True),
+        checkpoint_every_steps=opt(config.checkpoint_every_steps, as_int, "checkpoint_every_steps", positive=True),
+    )
+
+
+def _check_out_dir(config: TrainConfig) -> None:
+    """Refuse to export into ``helpers/pretrained/`` (a shipped prior) unless ``config.force``."""
+    if not config.out or config.force:
+        return
+    out = Path(config.out).expanduser().resolve()
+    shipped = PRETRAINED_DIR.resolve()
+    if out == shipped or shipped in out.parents:
+        raise ValueError(f"out (--out) is {config.out!r}, inside {shipped}, the priors that ship with the course: "
+                         "exporting there would replace a shipped prior (and invalidate its model card and "
+                         "evaluation). Export to another folder, or pass --force (TrainConfig(force=True)) "
+                         "if you mean to replace it")
 
 
 # --------------------------------------------------------------------------- #
@@ -680,10 +963,41 @@ def _parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="start from an exported prior's weights (e.g. helpers/pretrained/mnist) when no checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar; print a status line each minute")
     p.add_argument("--export-only", action="store_true",
-                   help="do not train: export the EMA weights of the existing checkpoint to --out")
+                   help="do not train: export the EMA weights of the existing checkpoint to --out "
+                        "(with the checkpoint's settings)")
+    p.add_argument("--override", action="store_true",
+                   help="resume even if --lr, --seed, --batch-size, --ema-decay, ... differ from the checkpoint's "
+                        "(the changes are recorded in training_info.json)")
+    p.add_argument("--force", action="store_true", help="allow --out inside helpers/pretrained/ (replace a shipped prior)")
     args = p.parse_args(argv)
-    if args.steps is None and args.max_minutes is None and not args.export_only:
+    if args.export_only:
+        if args.no_resume:
+            p.error("--export-only exports the checkpoint, --no-resume ignores it: give one of them")
+        if args.steps is not None or args.max_minutes is not None:
+            p.error("--export-only does no training: drop --steps / --max-minutes")
+    elif args.steps is None and args.max_minutes is None:
         p.error("give --steps and/or --max-minutes")
+    checks = [
+        ("steps", "--steps", lambda v: as_int(v, "--steps", positive=True,
+                                              hint="use --export-only to export a checkpoint without training")),
+        ("max_minutes", "--max-minutes", lambda v: as_float(v, "--max-minutes", positive=True)),
+        ("batch_size", "--batch-size", lambda v: as_int(v, "--batch-size", positive=True)),
+        ("lr", "--lr", lambda v: as_float(v, "--lr", positive=True)),
+        ("warmup_steps", "--warmup-steps", lambda v: as_int(v, "--warmup-steps", min=0)),
+        ("ema_decay", "--ema-decay", lambda v: as_float(v, "--ema-decay", min=0.0, max=1.0, max_open=True,
+                                                        hint="typical values are 0.999 to 0.9999")),
+        ("checkpoint_every_minutes", "--checkpoint-every-minutes",
+         lambda v: as_float(v, "--checkpoint-every-minutes", positive=True)),
+        ("seed", "--seed", lambda v: as_int(v, "--seed", min=0, max=2**32 - 1)),
+        ("threads", "--threads", lambda v: as_int(v, "--threads", positive=True)),
+    ]
+    for attr, _flag, check in checks:
+        value = getattr(args, attr)
+        if value is not None:
+            try:
+                check(value)
+            except (TypeError, ValueError) as err:
+                p.error(str(err))
     return args
 
 
@@ -710,6 +1024,25 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
     return record
 
 
+def _export_only_config(config: TrainConfig) -> TrainConfig:
+    """The config of ``--export-only``: the checkpoint's own settings, no training step.
+
+    Exits with a message naming the checkpoint folder when there is no checkpoint to export
+    (exporting the randomly initialised network instead would look like a trained prior).
+    """
+    ckpt_dir = _resolve_checkpoint_dir(config)
+    path = _find_checkpoint(ckpt_dir)
+    if path is None:
+        raise SystemExit(f"python -m helpers.train: error: --export-only: there is no checkpoint in {ckpt_dir} "
+                         f"(no {CHECKPOINT_NAME}); train first, or point --checkpoint-dir at the run to export")
+    saved = load_checkpoint(path).get("config") or {}
+    keep = {k: saved[k] for k in RESUME_SETTINGS if k in saved}
+    if isinstance(keep.get("model_config"), dict):
+        keep["model_config"] = dict(keep["model_config"])
+    # resume, do no step, write the checkpoint back and export
+    return replace(config, **keep, steps=0, max_minutes=None, resume=True)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
     """Entry point of ``python -m helpers.train`` (see the module docstring)."""
     args = _parse_args(argv)
@@ -721,10 +1054,10 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
         checkpoint_every_minutes=args.checkpoint_every_minutes, resume=not args.no_resume,
         progress=not args.no_progress, command=command, init_from=args.init_from,
     )
+    config.override, config.force = args.override, args.force
     stop = {"flag": False}
     if args.export_only:
-        config.steps = 0  # resume, do no step, write the checkpoint back and export
-        config.max_minutes = None
+        config = _export_only_config(config)
     else:
         def _handler(signum, frame):  # finish the current step, checkpoint, export
             print(f"[train] got signal {signum}: stopping after this step", flush=True)
