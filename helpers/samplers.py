@@ -9,7 +9,8 @@ argument            meaning
 ``operator``        a forward model A from :mod:`helpers.operators`
 ``measurement``     y = A(x) + σ_y n, model space [-1, 1], shape ``operator.output_shape(x)``
 ``num_steps``       number of denoising steps (≤ the T training steps; strided timesteps)
-``step_size``       the method's step-size parameter (ζ′ for DPS, a multiplier for ScoreALD)
+``step_size``       the method's step-size parameter (ζ′ for DPS, a multiplier λ of the
+                    likelihood gradient for ScoreALD)
 ``seed``            int, ``torch.Generator``, or a list of ints: one per image (then a batch of N
                     gives exactly the images of N single runs with those seeds)
 ``progress``        show a tqdm progress bar
@@ -273,6 +274,32 @@ def sdedit(
 
 
 # ---------------------------------------------------------------------- ScoreALD
+LIKELIHOOD_WEIGHTS = ("operator", "orthonormal")
+
+
+def _ald_likelihood_grad(operator: Operator, y: torch.Tensor, x_ve: torch.Tensor, gamma2: float, noise_std: float,
+                         gain: Optional[torch.Tensor]) -> torch.Tensor:
+    """∇_x̃ Σ_i c_i (A x̃ − y)_i² by autograd, c_i = (σ_y² + γ²)/(σ_y² + γ² g_i); c_i = 1 when ``gain`` is None.
+
+    Times 1/(2(σ_y² + γ²)) this is ∇_x̃ Σ_i (A x̃ − y)_i² / (2(σ_y² + γ² g_i)), the negative log-likelihood's
+    gradient. Writing it as the poster's weight times c_i keeps the ``"orthonormal"`` rule bit for bit as it
+    was, and makes ``"operator"`` equal to it bit for bit where g_i = 1 (then c_i is exactly 1.0). An output
+    with g_i = 0 (a dropped pixel: row i of A is zero) carries no information about x and gets c_i = 0.
+    x_ve: (B, C, H, W) VE iterate; y: (B, C, h, w); gain: diag(A Aᵀ), broadcastable to y, or None.
+    """
+    x = x_ve.detach().requires_grad_(True)
+    with torch.enable_grad():
+        sq = (operator(x) - y) ** 2
+        if gain is not None:
+            noise_var = (gamma2 * gain + noise_std**2).clamp_min(1e-300)  # σ_y² + γ² g_i
+            # tensor / tensor is an IEEE division (a Python float / tensor is a reciprocal times the float,
+            # which is not exactly 1.0 where g_i = 1)
+            ratio = torch.where(gain > 0, torch.full_like(noise_var, noise_std**2 + gamma2) / noise_var, torch.zeros_like(gain))
+            sq = sq * ratio.to(sq.dtype)
+        (grad,) = torch.autograd.grad(sq.sum(), x)
+    return grad
+
+
 def score_ald(
     prior,
     operator: Operator,
@@ -281,23 +308,38 @@ def score_ald(
     step_size: float = 1.0,
     noise_std: float = 0.05,
     step_rule: str = "langevin",
+    likelihood_weight: str = "operator",
+    corrector_steps: int = 0,
+    corrector_step_size: float = 1e-5,
     seed: SeedLike = 0,
     clip_denoised: Optional[bool] = None,
     timestep_spacing: str = "linspace",
     progress: bool = True,
     trajectory_every: Optional[int] = None,
 ) -> SamplerResult:
-    """ScoreALD (Jalal et al., NeurIPS 2021) on a DDPM prior.
+    """ScoreALD (Jalal et al., NeurIPS 2021) on a DDPM prior: the predictor form, and with
+    ``corrector_steps > 0`` annealed Langevin dynamics (ALD) proper.
 
-    x_{t-1} = x'_{t-1} − λ · α_t / (2(σ_y² + γ_t²)) · ∇_{x_t} ‖A(x_t) − y‖²,
+    **Predictor (``corrector_steps=0``, "ScoreALD predictor form").** One likelihood step after
+    each unconditional DDPM step x'_{t-1}:
 
-    where x'_{t-1} is the unconditional DDPM step. Jalal et al. run annealed Langevin dynamics
-    on a *variance-exploding* prior, x_t = x_0 + γ_t z. A DDPM prior is *variance-preserving*:
-    x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, so x_t/√ᾱ_t = x_0 + γ_t ε with γ_t = √((1 − ᾱ_t)/ᾱ_t).
-    We apply the formula to that VE iterate x̃_t = x_t/√ᾱ_t (the gradient is taken w.r.t. x̃_t,
-    A is applied to x̃_t, which has the scale of a clean image) and map the correction back
-    to VP space by multiplying with √ᾱ_{t-1}. The weight 1/(σ_y² + γ_t²) is the variance of
-    A x̃_t − y: measurement noise plus the noise still in x̃_t (exact for orthonormal A).
+        x_{t-1} = x'_{t-1} − √ᾱ_{t-1} · λ · α_t · ∇_{x̃_t} Σ_i (A x̃_t − y)_i² / (2(σ_y² + γ_t² g_i)),
+
+    with x̃_t = x_t/√ᾱ_t and g = diag(A Aᵀ) (:meth:`Operator.aat_diagonal`). Jalal et al. run
+    Langevin dynamics on a *variance-exploding* prior, x̃_t = x_0 + γ_t z. A DDPM prior is
+    *variance-preserving*: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, so x_t/√ᾱ_t = x_0 + γ_t ε with
+    γ_t = √((1 − ᾱ_t)/ᾱ_t). We apply the formula to that VE iterate x̃_t (the gradient is taken
+    w.r.t. x̃_t, A is applied to x̃_t, which has the scale of a clean image) and map the
+    correction back to VP space by multiplying with √ᾱ_{t-1}. One step per noise level after a
+    DDPM step is a predictor, not ALD.
+
+    **The likelihood weight.** With y = A x_0 + σ_y n, the residual A x̃_t − y = γ_t A z − σ_y n
+    has per-element variance σ_y² + γ_t² (A Aᵀ)_ii. The poster's weight 1/(σ_y² + γ_t²) is that
+    only when A Aᵀ = I (``likelihood_weight="orthonormal"``, which uses g = 1). The default
+    ``"operator"`` uses each output's own variance: for ×k average pooling g = 1/k², so early
+    (γ_t ≫ σ_y) the weight is k² times the poster's; for a blur g = Σ k² (more near reflected
+    borders); for a mask g = 1 on kept pixels (dropped ones carry no information and get weight
+    0), so there, and for denoising, the two rules give identical results.
 
     ``step_rule="langevin"`` (default) keeps Jalal et al.'s Langevin step α_t, which on a VP
     prior is the VE variance removed in this step, α_t = γ_t² − γ_{t-1}²; then λ = 1 is the
@@ -305,14 +347,39 @@ def score_ald(
     ``step_rule="poster"`` drops α_t (α_t = 1), the formula as printed on the course poster;
     it needs a small λ (≈ 1e-3) and diverges otherwise. No gradient flows through the network.
 
+    **Corrector steps (ALD; Jalal et al. 2021, Algorithm 1; Song & Ermon 2019, Algorithm 1).**
+    With ``corrector_steps = M > 0``, after the predictor has brought the iterate to level
+    c = t − 1 (for every level c ≥ 0; none after the last step, which yields the clean image),
+    M Langevin steps at that level follow, in the VE coordinates x̃ = x/√ᾱ_c:
+
+        x̃ ← x̃ + α_c (∇_x̃ log p_c(x̃) − λ ∇_x̃ Σ_i (A x̃ − y)_i² / (2(σ_y² + γ_c² g_i))) + √(2α_c) z,
+        α_c = η · (γ_c / γ_L)²,   ∇_x̃ log p_c(x̃) = −ε_θ(x_c, c)/γ_c,
+
+    then x = √ᾱ_c x̃. η is ``corrector_step_size`` (Jalal's ``step_lr``) and γ_L the smallest
+    noise level of the run (γ at its last timestep; 0.01 at t = 0 of the linear schedule).
+    The VE score is the network's VP score, −ε_θ(x_c, c)/√(1 − ᾱ_c), times √ᾱ_c; written in
+    VP space the step is x ← x + ᾱ_c α_c (s_VP(x) − λ ∇_x L_c) + √(2 ᾱ_c α_c) z, Langevin with
+    step ᾱ_c α_c (L_c is the likelihood term above as a function of x = √ᾱ_c x̃): the same chain. The likelihood term is the predictor's (same weight g, same λ,
+    gradient w.r.t. x̃, mapped to VP by √ᾱ_c). α_c/γ_c² = η/γ_L², so the default η = 1e-5 moves
+    by a tenth of the level's variance per step. Each corrector step costs one network
+    evaluation: ``nfe`` = number of steps + M · (number of steps − 1).
+
     ================  ===========================================================
     paper symbol      argument / variable
     ================  ===========================================================
     σ (σ_y)           ``noise_std`` (model space [-1, 1]; DPS's 0.05)
-    γ_t               ``schedule.noise_to_signal[t]``
-    α_t               Langevin step: γ_t² − γ_{t-1}² (``"langevin"``) or 1 (``"poster"``)
-    λ                 ``step_size`` (multiplier)
+    γ_t               ``schedule.noise_to_signal[t]``; γ_t² is ``gamma2``
+    x̃_t               ``x_ve`` = x_t/√ᾱ_t
+    (A Aᵀ)_ii         ``gain`` = ``operator.aat_diagonal(x.shape)`` (``"operator"``), or 1
+                      (``"orthonormal"``, the poster's weight)
+    α_t               predictor step: γ_t² − γ_{t-1}² (``"langevin"``) or 1 (``"poster"``)
+    λ                 ``step_size`` (multiplier of the likelihood gradient)
+    n_steps_each      ``corrector_steps`` (Langevin steps per level; 0: predictor only)
+    step_lr, σ_L      ``corrector_step_size``; γ at the run's last timestep
     ================  ===========================================================
+
+    Shapes: ``measurement`` is (B, C, h, w) = ``operator.output_shape``; the sample is
+    (B, C, H, W) in [-1, 1] on the prior's device. ``info`` records the rule choices.
     """
     y = _prepare_measurement(prior, operator, measurement)
     step_size = _check_positive(step_size, "step_size")
@@ -320,24 +387,53 @@ def score_ald(
         raise ValueError(f"noise_std (σ_y, model space) must be >= 0, got {noise_std!r}")
     if step_rule not in ("langevin", "poster"):
         raise ValueError(f"step_rule must be 'langevin' or 'poster', got {step_rule!r}")
+    if likelihood_weight not in LIKELIHOOD_WEIGHTS:
+        raise ValueError(f"likelihood_weight must be 'operator' (σ_y² + γ_t² (A Aᵀ)_ii) or 'orthonormal' "
+                         f"(σ_y² + γ_t², the poster's), got {likelihood_weight!r}")
+    if not isinstance(corrector_steps, int) or isinstance(corrector_steps, bool) or corrector_steps < 0:
+        raise ValueError(f"corrector_steps must be an integer >= 0 (Langevin steps per level), got {corrector_steps!r}")
+    corrector_step_size = _check_positive(corrector_step_size, "corrector_step_size")
     sched = prior.schedule
     ts = _timesteps(prior, num_steps, timestep_spacing)
     noise = _NoiseSource(seed, y.shape[0], prior.image_shape, prior.device, prior.dtype)
     rec = _Recorder(trajectory_every, len(ts))
+    gain = None
+    if likelihood_weight == "operator":
+        wide = torch.float32 if torch.device(prior.device).type == "mps" else torch.float64  # MPS has no float64
+        gain = operator.aat_diagonal((1, *prior.image_shape), device=prior.device, dtype=wide)
+    gamma2_last = sched.alpha_bar(ts[-1]) ** -1 - 1  # γ_L² of the corrector step size
+    nfe = 0
     x = noise()
     for i, (t, t_prev) in enumerate(tqdm(_pairs(ts), desc="ScoreALD", disable=not progress, leave=False)):
+        # predictor: DDPM step, then one likelihood step on the VE iterate
         with torch.no_grad():
             out = sched.ddpm_step(prior.eps(x, t), t, t_prev, x, noise() if t > 0 else None, clip_sample=clip_denoised)
+        nfe += 1
         gamma2, gamma2_prev = sched.alpha_bar(t) ** -1 - 1, sched.alpha_bar(t_prev) ** -1 - 1
-        x_ve = (x / sched.alpha_bar(t) ** 0.5).detach().requires_grad_(True)
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(((operator(x_ve) - y) ** 2).sum(), x_ve)
+        x_ve = x / sched.alpha_bar(t) ** 0.5
+        grad = _ald_likelihood_grad(operator, y, x_ve, gamma2, noise_std, gain)
         langevin_step = gamma2 - gamma2_prev if step_rule == "langevin" else 1.0
         weight = step_size * langevin_step / (2 * (noise_std**2 + gamma2))
         x = out.prev_sample - sched.alpha_bar(t_prev) ** 0.5 * weight * grad
         _check_finite(x, "ScoreALD", t, i, len(ts), f"step_size={step_size:g} (step_rule={step_rule!r})")
+        # corrector: Langevin steps at the level c = t_prev just reached
+        if t_prev >= 0:
+            c, a_c, gamma2_c = t_prev, sched.alpha_bar(t_prev), gamma2_prev
+            alpha_c = corrector_step_size * gamma2_c / gamma2_last
+            for _ in range(corrector_steps):
+                with torch.no_grad():
+                    score_ve = -prior.eps(x, c) / gamma2_c**0.5  # √ᾱ_c · (−ε/√(1 − ᾱ_c))
+                nfe += 1
+                x_ve = x / a_c**0.5
+                likelihood = step_size / (2 * (noise_std**2 + gamma2_c)) * _ald_likelihood_grad(
+                    operator, y, x_ve, gamma2_c, noise_std, gain)
+                x_ve = x_ve + alpha_c * (score_ve - likelihood) + (2 * alpha_c) ** 0.5 * noise()
+                x = a_c**0.5 * x_ve
+                _check_finite(x, "ScoreALD corrector", c, i, len(ts),
+                              f"corrector_step_size={corrector_step_size:g}, step_size={step_size:g}")
         rec(i, t, x, out.pred_original_sample)
-    return rec.result(x, nfe=len(ts))
+    return rec.result(x, nfe=nfe, likelihood_weight=likelihood_weight, corrector_steps=corrector_steps,
+                      corrector_step_size=corrector_step_size)
 
 
 # ---------------------------------------------------------------------- DPS
