@@ -5,14 +5,19 @@ checker                         what the student supplies
 ==============================  ==========================================================
 :func:`check_sdedit_start`      ``fn(x_guide, noise, t0, schedule) -> x_{t0}``
 :func:`check_sdedit_best_t0`    the t0 of a sweep with the best mean metric
+:func:`check_sdedit_gains`      ``{task: gain}``: each task's best mean PSNR over the t0 sweep
+                                minus the measurement's mean PSNR (dB)
 ==============================  ==========================================================
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+import math
+from typing import Callable, Mapping, Optional
+
+import numpy as np
 
 
-from ._checks import CheckResult, _as_tensor, _call, _close, _inputs, _max_diff, _report, _schedule, check_best_of_sweep
+from ._checks import CheckResult, _as_number, _as_tensor, _call, _close, _inputs, _max_diff, _report, _schedule, check_best_of_sweep
 from ..schedule import NoiseSchedule
 
 
@@ -67,6 +72,55 @@ def check_sdedit_best_t0(answer, t0s, values, higher_is_better: bool = True, met
     return check_best_of_sweep(answer, t0s, values, name="t0", higher_is_better=higher_is_better, metric=metric)
 
 
-__all__ += ["check_sdedit_start", "check_best_of_sweep", "check_sdedit_best_t0"]
+def sdedit_gains(sweep: Mapping, t0s) -> dict:
+    """The reference: ``{task: max_j mean_i psnr[i, j] − mean_i measurement_psnr[i]}`` (dB)."""
+    out = {}
+    for name, r in sweep.items():
+        p = np.asarray(r["psnr"], dtype=float)
+        if p.ndim != 2 or p.shape[1] != len(t0s):
+            raise ValueError(f"sweep[{name!r}]['psnr'] must have shape (images, {len(t0s)}), got {p.shape}")
+        out[name] = float(p.mean(axis=0).max() - np.asarray(r["measurement_psnr"], dtype=float).mean())
+    return out
+
+
+def check_sdedit_gains(gains, sweep: Mapping, t0s, tol: float = 1e-3) -> CheckResult:
+    """Is ``gains`` the gain of SDEdit's best start time over the measurement, for every task of ``sweep``?
+
+    ``sweep``: the chapter's ``{task: {"psnr": (n_images, len(t0s)), "measurement_psnr": (n_images,)}}``.
+    The gain of a task is the largest mean PSNR over the swept t0 minus the mean PSNR of the
+    measurement (dB); ``gains`` maps every task name to it (within ``tol`` dB).
+    """
+    ref = sdedit_gains(sweep, t0s)
+    if gains is None or gains is Ellipsis:
+        return _report(False, "replace the `...` with a dict {task name: gain in dB} for every task of the sweep.")
+    if not isinstance(gains, Mapping):
+        return _report(False, f"gains must be a dict {{task name: gain in dB}}, got {type(gains).__name__}.")
+    missing = [n for n in ref if n not in gains]
+    if missing:
+        return _report(False, f"gains has no value for {missing}: give one for every task of the sweep ({list(ref)}).")
+    for name, want in ref.items():
+        got = _as_number(gains[name])
+        if got is None or not math.isfinite(got):
+            return _report(False, f"gains[{name!r}] must be one finite number (dB), got {gains[name]!r}.")
+        if abs(got - want) <= tol:
+            continue
+        r = sweep[name]
+        p, m = np.asarray(r["psnr"], dtype=float), float(np.asarray(r["measurement_psnr"], dtype=float).mean())
+        if abs(got + want) <= tol:
+            return _report(False, f"{name}: the sign is reversed: the gain is SDEdit's PSNR minus the measurement's.")
+        if abs(got - (p.mean(axis=0).mean() - m)) <= tol:
+            return _report(False, f"{name}: you averaged over all t0; take the best t0 (the max of the mean over the images).")
+        if abs(got - (p.max(axis=1).mean() - m)) <= tol or abs(got - (p.max() - m)) <= tol:
+            return _report(False, f"{name}: average over the images first (axis 0), then take the max over t0: one t0 "
+                                  "for all images, not the best per image.")
+        if abs(got - p.mean(axis=0).max()) <= tol:
+            return _report(False, f"{name}: that is SDEdit's best PSNR itself; subtract the measurement's mean PSNR.")
+        return _report(False, f"{name}: {got:.3f} dB differs from the gain of the best t0 over the measurement "
+                              f"(mean over the images, max over t0, minus the measurement's mean).")
+    best, worst = max(ref, key=ref.get), min(ref, key=ref.get)
+    return _report(True, f"largest gain for {best} ({ref[best]:+.2f} dB), smallest for {worst} ({ref[worst]:+.2f} dB).")
+
+
+__all__ += ["check_sdedit_start", "check_best_of_sweep", "check_sdedit_best_t0", "check_sdedit_gains", "sdedit_gains"]
 
 
