@@ -82,15 +82,42 @@ def grad_correct(operator, x, y):
     return 2 * operator.adjoint(operator(x) - y)
 
 
-def test_grad_accepts_closed_form_and_autograd(capsys):
+def test_grad_accepts_the_closed_form(capsys):
     _passes(check_ald_likelihood_grad(grad_correct), capsys)
+    # written out with forward and a numpy round trip: still the closed form
+    _passes(check_ald_likelihood_grad(lambda op, x, y: (2 * op.adjoint(op.forward(x) - y)).numpy()), capsys)
 
-    def autograd(operator, x, y):
-        x = x.detach().requires_grad_(True)
-        ((operator(x) - y) ** 2).sum().backward()
-        return x.grad
 
-    _passes(check_ald_likelihood_grad(autograd), capsys)
+def _backward(operator, x, y):
+    x = x.detach().requires_grad_(True)
+    ((operator(x) - y) ** 2).sum().backward()
+    return x.grad
+
+
+def _autograd_grad(operator, x, y):
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(((operator(x) - y) ** 2).sum(), x)
+    return g
+
+
+def _func_grad(operator, x, y):
+    return torch.func.grad(lambda z: ((operator(z) - y) ** 2).sum())(x)
+
+
+def _vjp(operator, x, y):
+    r = operator(x) - y
+    _, g = torch.autograd.functional.vjp(operator, x, 2 * r)  # Aᵀ by autograd instead of operator.adjoint
+    return g
+
+
+@pytest.mark.parametrize("fn", [_backward, _autograd_grad, _func_grad, _vjp], ids=lambda f: f.__name__)
+def test_grad_rejects_autograd_with_the_closed_form_hint(fn, capsys):
+    """The exercise forbids autograd. These answers have the right values (the checker's own reference is
+    autograd), so only the detection of autograd can refuse them."""
+    x = torch.randn(1, 3, 16, 16, dtype=torch.float64)
+    y = torch.randn(1, 3, 16, 16, dtype=torch.float64)
+    torch.testing.assert_close(fn(GaussianBlur(5, 1.0), x, y), grad_correct(GaussianBlur(5, 1.0), x, y))
+    _fails_with(check_ald_likelihood_grad(fn), capsys, "you used autograd", "2·Aᵀ(A x − y)", "operator.adjoint")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ checker                           what the student supplies
 :func:`check_ald_weight`          ``fn(t, noise_std, schedule) -> 1/(2(σ_y² + γ_t²))``, the
                                   likelihood weight of the poster's update at training index t
 :func:`check_ald_likelihood_grad` ``fn(operator, x, y) -> ∇_x ‖A x − y‖²`` in closed form
-                                  (2 Aᵀ(A x − y)), compared with autograd
+                                  (2 Aᵀ(A x − y)), compared with autograd; an answer that
+                                  itself uses autograd is refused
 :func:`check_best_step_size`      the λ of a sweep with the best mean metric (diverged step
                                   sizes are NaN and never best)
 ================================  ==========================================================
@@ -141,12 +142,63 @@ def _grad_cases(seed: int = 0):
     return cases
 
 
+class _AutogradWatch(Operator):
+    """The operator handed to the student's function: the real one, noting whether the student's code ran it
+    on a tensor that requires grad with grad mode on (``.backward()``, ``torch.autograd.grad``,
+    ``torch.func.grad`` and ``torch.autograd.functional.vjp`` all do). Aᵀ computed inside the real operator
+    (the blur's adjoint is itself a vector-Jacobian product) is not the student's and is not counted."""
+
+    def __init__(self, operator: Operator):
+        self._inner = operator
+        self.linear, self.image_size = operator.linear, operator.image_size
+        self.autograd_used = False
+
+    def _watch(self, t) -> None:
+        if torch.is_tensor(t) and t.requires_grad and torch.is_grad_enabled():
+            self.autograd_used = True
+
+    def forward(self, x):
+        self._watch(x)
+        return self._inner.forward(x)
+
+    def adjoint(self, y):
+        self._watch(y)
+        return self._inner.adjoint(y)
+
+    def pseudo_inverse(self, y):
+        self._watch(y)
+        return self._inner.pseudo_inverse(y)
+
+    def output_shape(self, x_shape):
+        return self._inner.output_shape(x_shape)
+
+    def input_shape_for(self, y_shape):
+        return self._inner.input_shape_for(y_shape)
+
+    def __getattr__(self, name):  # mask, factor, kernel, ... of the real operator
+        if name == "_inner":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def __repr__(self):
+        return repr(self._inner)
+
+
+_AUTOGRAD_HINT = ("you used autograd (the operator ran on a tensor that requires grad). The exercise asks for the "
+                  "closed form: write 2·Aᵀ(A x − y) with operator.adjoint, i.e. 2 * operator.adjoint(operator(x) - y), "
+                  "no backward pass.")
+
+
 def check_ald_likelihood_grad(fn: Callable) -> CheckResult:
-    """Does ``fn(operator, x, y)`` return ∇_x ‖A x − y‖² = 2 Aᵀ(A x − y) (summed over the batch's pixels)?
+    """Does ``fn(operator, x, y)`` return ∇_x ‖A x − y‖² = 2 Aᵀ(A x − y) (summed over the batch's pixels),
+    in closed form?
 
     Checked against autograd (what :func:`helpers.samplers.score_ald` uses) for a Gaussian blur,
     a box mask and ×2 super-resolution on (2, 3, 16, 16) float64 images; ``operator.adjoint``
     gives Aᵀ. The gradient has the shape of x, also when y is smaller (super-resolution).
+    The student's function gets the operator wrapped so that the checker sees whether it was
+    applied to a tensor that requires grad: an answer computed with autograd is "Not yet", even
+    when its values are right.
     """
     if fn is Ellipsis or fn is None:
         return _report(False, "replace the `...` with your function fn(operator, x, y).")
@@ -154,7 +206,13 @@ def check_ald_likelihood_grad(fn: Callable) -> CheckResult:
         return _report(False, f"give a function fn(operator, x, y), got {type(fn).__name__}.")
     wrong = []
     for name, op, x, y in _grad_cases():
-        out, err = _call(fn, op, x.clone(), y.clone())
+        watched = _AutogradWatch(op)
+        out, err = _call(fn, watched, x.clone(), y.clone())
+        if watched.autograd_used:
+            return _report(False, _AUTOGRAD_HINT)
+        if torch.is_tensor(out) and out.grad_fn is not None:
+            return _report(False, _AUTOGRAD_HINT.replace("the operator ran on a tensor that requires grad",
+                                                         "your result carries a gradient graph"))
         if err:
             return _report(False, err + f" (with A = {name}; it is called as fn(operator, x, y)).")
         if out is None or out is Ellipsis:
