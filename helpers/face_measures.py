@@ -50,6 +50,8 @@ __all__ = [
     "FaceAttributeClassifiers",
     "train_attribute_classifiers",
     "load_or_train_classifiers",
+    "save_classifiers",
+    "load_classifiers",
     "eye_symmetry",
 ]
 
@@ -266,7 +268,104 @@ def _classifier_path(cache_dir, model: str, n_train: int | None, n_test: int | N
 
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     tag = f"{FACE_DATA_VERSION}_{MEASURES_VERSION}_{model}_n{n_train or 'all'}_t{n_test or 'all'}_sk{sklearn.__version__}"
-    return base / "models" / f"face_classifiers_{tag}.joblib"
+    return base / "models" / f"face_classifiers_{tag}.npz"
+
+
+# Fitted attributes that define each estimator's predictions, saved as plain arrays.
+_SCALER_ARRAYS = ("mean_", "scale_", "var_")
+_LOGISTIC_ARRAYS = ("coef_", "intercept_", "classes_", "n_iter_")
+
+
+def _pipeline_to_arrays(pipe) -> tuple[dict[str, np.ndarray], dict]:
+    """A fitted ``StandardScaler -> LogisticRegression | MLPClassifier`` pipeline as arrays plus JSON."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    (_, scaler), (_, est) = pipe.steps
+    arrays = {f"scaler.{k}": np.asarray(getattr(scaler, k)) for k in _SCALER_ARRAYS}
+    meta = {"scaler_params": scaler.get_params(), "n_features_in": int(scaler.n_features_in_),
+            "n_samples_seen": int(np.asarray(scaler.n_samples_seen_).reshape(-1)[0]),
+            "params": {k: v for k, v in est.get_params().items()}}
+    if isinstance(est, LogisticRegression):
+        meta["kind"] = "logistic"
+        arrays.update({f"est.{k}": np.asarray(getattr(est, k)) for k in _LOGISTIC_ARRAYS})
+    elif isinstance(est, MLPClassifier):
+        meta.update(kind="mlp", n_layers=int(est.n_layers_), n_outputs=int(est.n_outputs_),
+                    out_activation=est.out_activation_, n_coefs=len(est.coefs_))
+        arrays["est.classes_"] = np.asarray(est.classes_)
+        for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+            arrays[f"est.coefs_.{i}"], arrays[f"est.intercepts_.{i}"] = np.asarray(w), np.asarray(b)
+    else:
+        raise TypeError(f"cannot store a {type(est).__name__}: expected LogisticRegression or MLPClassifier")
+    return arrays, meta
+
+
+def _pipeline_from_arrays(arrays: dict[str, np.ndarray], meta: dict):
+    """Rebuild the fitted pipeline of :func:`_pipeline_to_arrays` (same arrays, so the same predictions)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import LabelBinarizer, StandardScaler
+
+    scaler = StandardScaler(**meta["scaler_params"])
+    for k in _SCALER_ARRAYS:
+        setattr(scaler, k, arrays[f"scaler.{k}"])
+    scaler.n_features_in_ = meta["n_features_in"]
+    scaler.n_samples_seen_ = np.int64(meta["n_samples_seen"])
+    if meta["kind"] == "logistic":
+        est = LogisticRegression(**meta["params"])
+        for k in _LOGISTIC_ARRAYS:
+            setattr(est, k, arrays[f"est.{k}"])
+    elif meta["kind"] == "mlp":
+        est = MLPClassifier(**meta["params"])
+        est.classes_ = arrays["est.classes_"]
+        est.coefs_ = [arrays[f"est.coefs_.{i}"] for i in range(meta["n_coefs"])]
+        est.intercepts_ = [arrays[f"est.intercepts_.{i}"] for i in range(meta["n_coefs"])]
+        est.n_layers_, est.n_outputs_, est.out_activation_ = meta["n_layers"], meta["n_outputs"], meta["out_activation"]
+        est._label_binarizer = LabelBinarizer().fit(est.classes_)
+    else:
+        raise ValueError(f"unknown classifier kind {meta['kind']!r}")
+    est.n_features_in_ = meta["n_features_in"]
+    return make_pipeline(scaler, est)
+
+
+def save_classifiers(clf: FaceAttributeClassifiers, path) -> Path:
+    """Store ``clf`` as one ``.npz`` of plain arrays (no pickles; the JSON description is its ``meta`` entry).
+
+    Written atomically. :func:`load_classifiers` reads it back with ``allow_pickle=False``.
+    """
+    import json
+
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    meta = {"format": "face-classifiers-v1", "boxes": {k: list(v) for k, v in clf.boxes.items()},
+            "test_accuracy": clf.test_accuracy, "info": clf.info, "models": {}}
+    for a, model in clf.models.items():
+        arr, m = _pipeline_to_arrays(model)
+        arrays.update({f"{a}/{k}": v for k, v in arr.items()})
+        meta["models"][a] = m
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name[:-4] + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_classifiers(path) -> FaceAttributeClassifiers:
+    """Read classifiers written by :func:`save_classifiers` (``np.load(..., allow_pickle=False)``: no code runs)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    meta = json.loads(data.pop("meta").tobytes().decode())
+    if meta.get("format") != "face-classifiers-v1":
+        raise ValueError(f"format {meta.get('format')!r}, expected 'face-classifiers-v1'")
+    models = {}
+    for a, m in meta["models"].items():
+        prefix = f"{a}/"
+        models[a] = _pipeline_from_arrays({k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}, m)
+    return FaceAttributeClassifiers(models, meta["boxes"], meta["test_accuracy"], meta.get("info"))
 
 
 def load_or_train_classifiers(
@@ -281,26 +380,28 @@ def load_or_train_classifiers(
 
     On first use this builds (or loads) ``face_dataset("train", n=n_train)`` and
     ``face_dataset("test", n=n_test)`` (defaults: 20000 and 512 faces), fits :func:`train_attribute_classifiers`, stores
-    the test accuracy in ``.test_accuracy`` and saves everything with joblib
-    to ``<cache_dir>/models/`` (default cache: ``$DIFFUSION_COURSE_CACHE`` or
-    ``~/.cache/diffusion-prior-course``). The file name holds the data version,
-    the recipe version, the model kind, ``n_train`` and the scikit-learn version.
+    the test accuracy in ``.test_accuracy`` and saves everything as plain arrays
+    (:func:`save_classifiers`, an ``.npz`` without pickles) to ``<cache_dir>/models/``
+    (default cache: ``$DIFFUSION_COURSE_CACHE`` or ``~/.cache/diffusion-prior-course``).
+    The file name holds the data version, the recipe version, the model kind, ``n_train``
+    and the scikit-learn version. A cache file that cannot be read (truncated, corrupt) is
+    re-trained and overwritten, with a warning naming it.
     """
-    import joblib
-
     path = _classifier_path(cache_dir, model, n_train, n_test)
     if path.exists() and not retrain:
-        blob = joblib.load(path)
-        return FaceAttributeClassifiers(blob["models"], blob["boxes"], blob["test_accuracy"], blob.get("info"))
+        try:
+            return load_classifiers(path)
+        except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
+            import warnings
+
+            warnings.warn(f"the classifier cache {path} cannot be read ({type(err).__name__}: {err}); "
+                          "re-training the classifiers and overwriting it", RuntimeWarning, stacklevel=2)
     x_tr, a_tr = face_dataset("train", n=n_train, cache_dir=cache_dir, progress=progress)
     x_te, a_te = face_dataset("test", n=n_test, cache_dir=cache_dir, progress=progress)
     clf = train_attribute_classifiers(x_tr, a_tr, model=model)
     clf.info["n_test"] = len(x_te)
     clf.test_accuracy = clf.accuracy(x_te, a_te)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    joblib.dump({"models": clf.models, "boxes": clf.boxes, "test_accuracy": clf.test_accuracy, "info": clf.info}, tmp)
-    os.replace(tmp, path)
+    save_classifiers(clf, path)
     return clf
 
 

@@ -83,7 +83,7 @@ def test_classifiers_tolerate_mild_noise(clf, test):
 def test_load_or_train_classifiers_caches(cache, train, monkeypatch):
     c1 = M.load_or_train_classifiers(cache_dir=cache, n_train=N_TRAIN, n_test=N_TEST, progress=False)
     assert set(c1.test_accuracy) == {"eyes", "mouth", "eyebrows"}
-    assert list((cache / "models").glob("face_classifiers_*.joblib"))
+    assert list((cache / "models").glob("face_classifiers_*.npz"))
 
     def fail(*a, **k):
         raise AssertionError("should have been loaded from the cache")
