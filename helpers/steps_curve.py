@@ -14,12 +14,15 @@ compares every step count with the largest one *on the same images, noise and se
 Run it from the repository root::
 
     python -m helpers.steps_curve --prior faces --steps 50 100 250 1000 --tasks deblur box \\
-        --noise 0.05 --methods sdedit score_ald dps --n-images 16 --n-select 4 \\
+        --noise 0.05 --methods sdedit score_ald dps --n-images 16 --n-select 8 \\
         --sdedit-t0 0.2 --dps-zeta 0.3 1 3 --ald-lambda 0.3 1 3 --threads 1 --out results/faces-steps
 
-Every flag other than ``--steps`` and ``--max-loss-db`` is :mod:`helpers.evaluate`'s. Step
-sizes given as several values are chosen again at each step count on the selection images
-(a sampler with 10x fewer steps may want a different ζ′ or λ).
+Every flag other than ``--steps`` and ``--max-loss-db`` is :mod:`helpers.evaluate`'s (so
+``--n-select`` defaults to 8, and fewer are refused for a choice among several values unless
+``--allow-small-selection`` is given). Step sizes given as several values are chosen again at each
+step count on the selection images, the grid widened past an edge as there (a sampler with 10x
+fewer steps may want a different ζ′ or λ). In the curves, colour is the method and line style
+the task and noise level.
 """
 
 from __future__ import annotations
@@ -191,20 +194,21 @@ def write_outputs(out: Path, points: Sequence[CurvePoint], max_loss_db: float, c
     md.write_text("\n".join(lines))
     paths.append(md)
 
-    from .plotting import metric_curve
+    from .evaluation.report import keyed_lines_figure
 
     for field, ylabel in [("psnr", "PSNR [dB]"), ("lpips_alex", "LPIPS (alex)"), ("lpips_vgg", "LPIPS (vgg)")]:
-        ys, errs = {}, {}
+        series = []  # colour = method, line style = (task, noise): no two lines alike however many tasks
         for task, noise, method in sorted({(p.task, p.noise, p.method) for p in points}):
             pts = {p.steps: p for p in points if (p.task, p.noise, p.method) == (task, noise, method)}
-            ys[f"{METHOD_NAMES.get(method, method)}, {task} σ={noise}"] = [getattr(pts[n], field) if n in pts else np.nan for n in steps_all]
-            if field == "psnr":
-                errs[f"{METHOD_NAMES.get(method, method)}, {task} σ={noise}"] = [
-                    (pts[n].psnr_se if n in pts and math.isfinite(pts[n].psnr_se) else 0.0) for n in steps_all]
-        if all(np.all(~np.isfinite(np.asarray(v, dtype=float))) for v in ys.values()):
+            ys = [getattr(pts[n], field) if n in pts else np.nan for n in steps_all]
+            errs = ([(pts[n].psnr_se if n in pts and math.isfinite(pts[n].psnr_se) else 0.0) for n in steps_all]
+                    if field == "psnr" else None)
+            series.append((METHOD_NAMES.get(method, method), f"{task}, σ_y = {noise}", steps_all, ys, errs))
+        if all(np.all(~np.isfinite(np.asarray(s[3], dtype=float))) for s in series):
             continue
-        fig = metric_curve(steps_all, ys, yerr=errs or None, xlabel="sampler steps", ylabel=ylabel, logx=True,
-                           title="quality vs steps (mean ± s.e.)", figsize=(6.4, 4.4))
+        fig = keyed_lines_figure(series, colour_title="colour = method", style_title="line style = task, noise",
+                                 xlabel="sampler steps", ylabel=ylabel, logx=True,
+                                 title="quality vs steps (mean ± s.e.)", figsize=(7.2, 4.4))
         p = out / f"steps_curve_{field}.png"
         fig.savefig(p, dpi=120)
         paths.append(p)

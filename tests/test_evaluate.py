@@ -56,7 +56,7 @@ def test_tiny_run_summary_agrees_with_csv(tiny_prior, tmp_path):
     cfg = ev.EvalConfig(
         prior="tiny", tasks=["deblur", "box"], noise_levels=[0.05], methods=["baseline", "sdedit"],
         n_images=2, n_select=2, steps=4, seeds=[0, 1], sdedit_t0s=[0.3, 0.6], wiener_balances=[1e-3, 1e-1],
-        lpips_nets=[], out_dir=str(tmp_path), progress=False,
+        lpips_nets=[], out_dir=str(tmp_path), progress=False, max_widenings=0,  # the grids as given
     )
     res = ev.run_evaluation(cfg, prior=tiny_prior, images=images, attrs=attrs, classifiers=FakeClassifiers())
     for name in ("results.csv", "summary.md", "command.txt", "config.json", "bars_deblur.png", "bars_box.png",
@@ -186,6 +186,7 @@ def test_cli_arguments():
     assert cfg.steps == 50 and cfg.out_dir == "somewhere" and list(cfg.sdedit_t0s) == [0.2, 0.5]
     assert cfg.command.startswith("python -m helpers.evaluate --prior mnist --tasks all")
     cfg.validate()
+    assert cfg.n_select == 8 and cfg.max_widenings == 6
     with pytest.raises(ValueError, match="n_select=0"):
         ev.EvalConfig(n_select=0).validate()  # several t0s and nothing to choose them on
     with pytest.raises(ValueError, match="unknown task"):
@@ -234,3 +235,198 @@ def test_method_steps_give_each_sampler_its_own_step_count(tiny_prior, tmp_path)
         ev.run_evaluation(ev.EvalConfig(**{**cfg.__dict__, "method_steps": {"baseline": 3}}), prior=tiny_prior, images=images)
     with pytest.raises(ValueError, match="integer >= 1"):
         ev.run_evaluation(ev.EvalConfig(**{**cfg.__dict__, "method_steps": {"dps": 0}}), prior=tiny_prior, images=images)
+
+
+# ---------------------------------------------------------------------------- fewer than 8 selection images
+def test_cli_refuses_a_choice_on_fewer_than_8_selection_images(capsys):
+    base = ["--prior", "tiny", "--dataset", "faces", "--out", "somewhere"]
+    with pytest.raises(SystemExit):
+        ev.config_from_args(base + ["--n-select", "4", "--dps-zeta", "0.3", "1", "3"])
+    err = capsys.readouterr().err
+    assert "--n-select 4" in err and "dps" in err and "--allow-small-selection" in err
+    cfg, _ = ev.config_from_args(base + ["--n-select", "4", "--dps-zeta", "0.3", "1", "--allow-small-selection"])
+    assert cfg.n_select == 4
+    # nothing to choose: any number of selection images will do
+    cfg, _ = ev.config_from_args(base + ["--n-select", "0", "--sdedit-t0", "0.2", "--wiener-balance", "0.01"])
+    assert cfg.n_select == 0
+    cfg, _ = ev.config_from_args(base + ["--dps-zeta", "0.3", "1", "--max-widenings", "2"])
+    assert cfg.n_select == 8 and cfg.max_widenings == 2
+
+
+def test_the_full_evaluation_command_parses():
+    cmd = ("--prior faces --tasks deblur box box_eyes box_mouth random sr4 --n-images 32 --n-select 8 --steps 100 "
+           "--seeds 0 --sdedit-t0 0.05 0.1 0.2 0.3 0.4 0.5 0.6 0.8 --dps-zeta 0.3 1 3 --ald-lambda 0.3 1 3 "
+           "--threads 1 --out results/faces").split()
+    cfg, args = ev.config_from_args(cmd)
+    cfg.validate()
+    assert cfg.n_select == 8 and args.threads == 1 and list(cfg.ald_step_sizes) == [0.3, 1, 3]
+    with pytest.raises(SystemExit):
+        ev.config_from_args([("4" if a == "8" else a) for a in cmd])
+
+
+# ---------------------------------------------------------------------------- widening a grid past its edge
+def _peaked_at(best):
+    """A score with its maximum at ``best`` (log scale), recording every value it was asked for."""
+    asked = []
+
+    def score(v):
+        asked.append(v)
+        return -abs(math.log(v / best))
+
+    return score, asked
+
+
+def test_optimum_beyond_the_high_edge_is_found():
+    score, asked = _peaked_at(27.0)
+    got = ev.choose_on_grid([0.3, 1, 3], score)
+    assert asked == [0.3, 1, 3, 9, 27, 81]  # ×3 steps past the edge until 27 is interior
+    assert got.chosen == 27 and got.outcome == "widened" and got.widenings == 3
+    assert got.describe() == "widened ×3 to interior" and got.widened == [9, 27, 81]
+
+
+def test_optimum_beyond_the_low_edge_is_found():
+    score, asked = _peaked_at(0.01)
+    got = ev.choose_on_grid([0.3, 1, 3], score)
+    assert asked[3:] == [0.1, pytest.approx(0.0333333), pytest.approx(0.0111111), pytest.approx(0.0037037)]
+    assert got.chosen == pytest.approx(0.0111111) and got.describe() == "widened ×4 to interior"
+
+
+def test_interior_optimum_stays_put():
+    score, asked = _peaked_at(1.2)
+    got = ev.choose_on_grid([0.3, 1, 3], score)
+    assert asked == [0.3, 1, 3] and got.chosen == 1 and got.describe() == "interior"
+
+
+def test_divergence_stops_widening_and_the_edge_value_stands():
+    def score(v):
+        return math.nan if v > 5 else v  # better and better until it diverges
+
+    got = ev.choose_on_grid([0.3, 1, 3], score)
+    assert got.chosen == 3 and got.outcome == "diverged" and got.widened == [9]
+    assert got.describe().startswith("edge: next value diverged")
+    # a diverged value inside the grid bounds the optimum too, without widening
+    got = ev.choose_on_grid([0.3, 1, 3], lambda v: math.nan if v > 2 else v)
+    assert got.chosen == 1 and got.outcome == "diverged" and got.widened == []
+
+
+def test_cap_range_and_single_value():
+    got = ev.choose_on_grid([1, 3], lambda v: v, max_widenings=2)
+    assert got.chosen == 27 and got.outcome == "cap" and "cap reached" in got.describe()
+    from helpers.evaluation.selection import ValueRange
+
+    asked = []
+    got = ev.choose_on_grid([0.2, 0.5], lambda v: asked.append(v) or v, value_range=ValueRange(0.0, 1.0))
+    assert asked == [0.2, 0.5, 1.0]  # 0.5 × 3 overshoots t0 = 1: 1 itself is tried, then nothing beyond
+    assert got.chosen == 1.0 and got.outcome == "range" and "range limit" in got.describe()
+    got = ev.choose_on_grid([3], lambda v: v)
+    assert got.chosen == 3 and got.outcome == "single value" and got.tried == [(3.0, 3.0)]
+    got = ev.choose_on_grid([0.3, 1], lambda v: abs(v - 2.5), higher_is_better=False)  # lower is better (LPIPS)
+    assert got.chosen == 3 and got.describe() == "widened ×2 to interior" and got.widened == [3, 9]
+
+
+def _fake_dps(images, best_zeta, diverge_above=math.inf, calls=None):
+    """DPS stand-in: returns the true image plus an error that grows with |log(ζ′ / best_zeta)|."""
+    from types import SimpleNamespace
+
+    from helpers.samplers import SamplerDivergedError
+
+    def dps(prior, op, y, num_steps, step_size, seed, progress):
+        if calls is not None:
+            calls.append(step_size)
+        if step_size > diverge_above:
+            raise SamplerDivergedError("too large a step")
+        idx = [s % 1_000_003 for s in seed]
+        x = images[idx] * 2 - 1
+        err = 0.05 + 0.2 * abs(math.log(step_size / best_zeta))
+        pattern = torch.sin(torch.arange(x[0].numel(), dtype=torch.float32)).reshape(x.shape[1:])
+        return SimpleNamespace(sample=(x + err * pattern).clamp(-1, 1), nfe=num_steps)
+
+    return dps
+
+
+def _dps_cfg(tmp_path, **kw):
+    base = dict(prior="tiny", tasks=["box"], noise_levels=[0.05], methods=["measurement", "dps"], n_images=2,
+                n_select=2, steps=2, seeds=[0], dps_step_sizes=[0.3, 1.0, 3.0], lpips_nets=[], out_dir=str(tmp_path),
+                progress=False, plots=False)
+    base.update(kw)
+    return ev.EvalConfig(**base)
+
+
+def test_harness_widens_to_an_optimum_beyond_the_grid_and_resumes(tiny_prior, tmp_path, monkeypatch):
+    import json
+
+    images = smooth_images(4)
+    calls = []
+    monkeypatch.setattr(ev.samplers, "dps", _fake_dps(images, best_zeta=9.0, calls=calls))
+    res = ev.run_evaluation(_dps_cfg(tmp_path), prior=tiny_prior, images=images)
+    assert res.selected[("box", "0.05", "dps")] == "zeta=9;steps=2"
+    search = res.searches[("box", "0.05", "dps")]
+    assert search.outcome() == "widened ×2 to interior" and [s.value for s in search.settings] == [0.3, 1, 3, 9, 27]
+    assert {r["params"] for r in _csv_rows(tmp_path / "results.csv") if r["split"] == "select"} >= {"zeta=27;steps=2"}
+    summary = res.summary_path.read_text()
+    assert "widened ×2 to interior" in summary and "27⁺" in summary
+    sel = json.loads((tmp_path / "config.json").read_text())["selection"]["box|sigma=0.05|dps"]
+    assert sel["outcome"] == "widened ×2 to interior" and sel["widened"] == [9, 27] and sel["chosen"] == "zeta=9;steps=2"
+    # the same command again: every widened setting is found in results.csv, nothing runs
+    calls.clear()
+    again = ev.run_evaluation(_dps_cfg(tmp_path), prior=tiny_prior, images=images)
+    assert calls == [] and again.computed == 0 and again.selected == res.selected
+
+
+def test_harness_stops_widening_where_the_sampler_diverges(tiny_prior, tmp_path, monkeypatch):
+    images = smooth_images(4)
+    monkeypatch.setattr(ev.samplers, "dps", _fake_dps(images, best_zeta=100.0, diverge_above=5.0))
+    res = ev.run_evaluation(_dps_cfg(tmp_path), prior=tiny_prior, images=images)
+    search = res.searches[("box", "0.05", "dps")]
+    assert res.selected[("box", "0.05", "dps")] == "zeta=3;steps=2"
+    assert search.outcome().startswith("edge: next value diverged") and search.choice.widened == [9]
+    assert "9⁺: diverged" in res.summary_path.read_text()
+    assert not any(r["split"] == "report" and r["params"] == "zeta=9;steps=2" for r in res.rows)
+
+
+def test_harness_keeps_an_interior_optimum(tiny_prior, tmp_path, monkeypatch):
+    images = smooth_images(4)
+    calls = []
+    monkeypatch.setattr(ev.samplers, "dps", _fake_dps(images, best_zeta=1.1, calls=calls))
+    res = ev.run_evaluation(_dps_cfg(tmp_path), prior=tiny_prior, images=images)
+    assert res.selected[("box", "0.05", "dps")] == "zeta=1;steps=2"
+    assert res.searches[("box", "0.05", "dps")].outcome() == "interior" and sorted(set(calls)) == [0.3, 1, 3]
+
+
+# ---------------------------------------------------------------------------- figures
+def test_many_lines_never_share_colour_and_style():
+    from matplotlib.colors import to_hex
+
+    series = [(f"task{i}", f"σ_y = {n}", [0.1, 0.2], [i, i + n], None) for i in range(11) for n in (0.05, 0)]
+    fig = ev.keyed_lines_figure(series, colour_title="colour = task", style_title="line style = noise",
+                                xlabel="t0", ylabel="PSNR [dB]")
+    ax = fig.get_axes()[0]
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2]
+    assert len(lines) == 22
+    looks = [(to_hex(ln.get_color()), str(ln.get_linestyle())) for ln in lines]
+    assert len(set(looks)) == 22  # no two lines alike
+    colours = {}
+    for (task, noise, *_), (colour, style) in zip(series, looks):
+        colours.setdefault(task, set()).add(colour)
+    assert all(len(c) == 1 for c in colours.values()) and len({c.pop() for c in colours.values()}) == 11
+    legend_titles = {a.get_title().get_text() for a in ax.get_children() if type(a).__name__ == "Legend"}
+    assert legend_titles == {"colour = task", "line style = noise"}
+
+
+def test_sdedit_sweep_figure_colours_tasks_and_styles_noise(tiny_prior, tmp_path, monkeypatch):
+    from matplotlib.colors import to_hex
+
+    from helpers.evaluation import report
+
+    figures = []
+    real = report.keyed_lines_figure
+    monkeypatch.setattr(report, "keyed_lines_figure", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    cfg = ev.EvalConfig(prior="tiny", tasks=["deblur", "box"], noise_levels=[0.05, 0.0], methods=["sdedit"],
+                        n_images=1, n_select=1, steps=2, sdedit_t0s=[0.3, 0.6], lpips_nets=[], max_widenings=0,
+                        out_dir=str(tmp_path), progress=False)
+    ev.run_evaluation(cfg, prior=tiny_prior, images=smooth_images(2))
+    lines = [ln for ln in figures[0].get_axes()[0].get_lines() if ln.get_linestyle() != "None"]  # not error-bar caps
+    looks = [(to_hex(ln.get_color()), str(ln.get_linestyle())) for ln in lines]
+    assert len(lines) == 4 and len(set(looks)) == 4
+    assert looks[0][0] == looks[1][0] != looks[2][0] == looks[3][0]  # deblur at both noise levels, then box
+    assert looks[0][1] == looks[2][1] != looks[1][1] == looks[3][1]  # σ_y = 0.05 solid, σ_y = 0 dashed
