@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from . import samplers as _samplers
+from ._util import as_float, as_int
 from .operators import BoxInpainting, GaussianBlur, Operator, RandomInpainting, SuperResolution
 
 __all__ = [
@@ -175,6 +176,10 @@ class _Explorer:
         import ipywidgets as W
 
         self.prior = prior
+        noise_std = as_float(noise_std, "noise_std", nonnegative=True)
+        num_steps = as_int(num_steps, "num_steps", positive=True)
+        display_size = as_int(display_size, "display_size", positive=True)
+        measurement_seed = as_int(measurement_seed, "measurement_seed", min=0)
         self.truth = _as_image_batch(image, value_range)  # (1, C, H, W) in [0, 1]
         if tuple(self.truth.shape[1:]) != tuple(prior.image_shape):
             raise ValueError(f"image has shape {tuple(self.truth.shape[1:])} but the prior makes {tuple(prior.image_shape)}")
@@ -243,6 +248,7 @@ class _Explorer:
         unknown = set(settings) - set(widgets)
         if unknown:
             raise TypeError(f"unknown setting(s) {sorted(unknown)}; the settings are {sorted(widgets)}")
+        settings = self._check_settings(dict(settings))  # all checked before any widget changes
         self._hold = True
         try:
             for name in self._order(settings):
@@ -253,6 +259,10 @@ class _Explorer:
 
     def _order(self, settings):
         return list(settings)
+
+    def _check_settings(self, settings: dict) -> dict:
+        """``settings`` with each value checked (``ValueError``/``TypeError`` naming it) and converted."""
+        return settings
 
     def refresh(self) -> ExplorerResult:
         """Show the result of the widgets' current setting (computed, or from the cache)."""
@@ -370,6 +380,8 @@ class SDEditExplorer(_Explorer):
     """SDEdit with sliders for t0, the operator and its strength (see :func:`sdedit_explorer`)."""
 
     method_label = "SDEdit"
+    T0_RANGE = (0.05, 1.0)
+    """The t0 slider's range (SDEdit's start time as a fraction of the trajectory)."""
 
     def __init__(self, prior, image, operators: Optional[Mapping[str, OperatorChoice]] = None, *, noise_std: float = 0.05,
                  num_steps: int = 100, seed: int = 0, t0: float = 0.4, operator: Optional[str] = None, repeats: int = 1,
@@ -384,8 +396,9 @@ class SDEditExplorer(_Explorer):
         name = operator if operator is not None else next(iter(self.operators))
         if name not in self.operators:
             raise ValueError(f"operator {name!r} is not one of {list(self.operators)}")
-        self.seed, self.repeats = seed, int(repeats)
-        self.t0_slider = W.FloatSlider(value=t0, min=0.05, max=1.0, step=0.05, description="t0", readout_format=".2f",
+        self.seed, self.repeats = as_int(seed, "seed", min=0), as_int(repeats, "repeats", positive=True)
+        t0 = self._check_t0(t0)
+        self.t0_slider = W.FloatSlider(value=t0, min=self.T0_RANGE[0], max=self.T0_RANGE[1], step=0.05, description="t0", readout_format=".2f",
                                        continuous_update=False)
         self.operator_dropdown = W.Dropdown(options=list(self.operators), value=name, description="operator")
         choice = self.operators[name]
@@ -409,6 +422,29 @@ class SDEditExplorer(_Explorer):
 
     def _order(self, settings):  # the operator first: it resets the strength slider's options
         return sorted(settings, key=lambda k: k != "operator")
+
+    def _check_t0(self, t0) -> float:
+        lo, hi = self.T0_RANGE
+        return as_float(t0, "t0", min=lo, max=hi, hint="t0 is the start time as a fraction of the trajectory")
+
+    def _check_settings(self, settings: dict) -> dict:
+        if "t0" in settings:
+            settings["t0"] = self._check_t0(settings["t0"])
+        name = settings.get("operator", self.operator_dropdown.value)
+        if name not in self.operators:
+            raise ValueError(f"operator={name!r} is not one of {list(self.operators)}")
+        if "strength" in settings:
+            options = list(self.operators[name].strengths)
+            strength = settings["strength"]
+            try:
+                strength = as_float(strength, "strength")
+            except (TypeError, ValueError):
+                pass
+            if strength not in options:
+                raise ValueError(f"strength={settings['strength']!r} is not offered for operator {name!r}: "
+                                 f"choose one of {options} ({self.operators[name].label})")
+            settings["strength"] = options[options.index(strength)]
+        return settings
 
     def _on_operator(self, change) -> None:
         choice = self.operators[change["new"]]
@@ -499,8 +535,20 @@ class StepSizeExplorer(_Explorer):
         self.sampler_kwargs = dict(sampler_kwargs or {})
         default, lo, hi = _STEP_DEFAULTS[method]
         if step_range is not None:
-            lo, hi = math.log10(step_range[0]), math.log10(step_range[1])
-        value = default if step_size is None else step_size
+            try:
+                low, high = step_range
+            except (TypeError, ValueError):
+                raise ValueError(f"step_range={step_range!r} must be a pair (low, high) of step sizes") from None
+            low = as_float(low, "step_range[0]", positive=True, hint="the slider is logarithmic")
+            high = as_float(high, "step_range[1]", positive=True, hint="the slider is logarithmic")
+            if not low < high:
+                raise ValueError(f"step_range={tuple(step_range)!r} must have low < high")
+            lo, hi = math.log10(low), math.log10(high)
+        self._step_bounds = (10.0 ** lo, 10.0 ** hi)
+        value = default if step_size is None else self._check_step_size(step_size)
+        if step_size is None and not self._step_bounds[0] <= value <= self._step_bounds[1]:
+            value = 10.0 ** ((lo + hi) / 2)  # the default lies outside a custom range: start in its middle
+        seed = as_int(seed, "seed", min=0)
         self.step_slider = W.FloatLogSlider(value=value, base=10, min=lo, max=hi, step=0.25, description="step size",
                                             readout_format=".3g", continuous_update=False)
         self.seed_box = W.IntText(value=int(seed), description="seed", layout=W.Layout(width="180px"))
@@ -510,6 +558,21 @@ class StepSizeExplorer(_Explorer):
 
     def controls(self) -> list:
         return [self.step_slider, self.seed_box]
+
+    def _check_step_size(self, value) -> float:
+        low, high = self._step_bounds
+        v = as_float(value, "step_size", positive=True)
+        if not low * (1 - 1e-9) <= v <= high * (1 + 1e-9):
+            raise ValueError(f"step_size={v:g} is outside the slider's range [{low:g}, {high:g}]; "
+                             "widen it with step_range=(low, high)")
+        return v
+
+    def _check_settings(self, settings: dict) -> dict:
+        if "step_size" in settings:
+            settings["step_size"] = self._check_step_size(settings["step_size"])
+        if "seed" in settings:
+            settings["seed"] = as_int(settings["seed"], "seed", min=0)
+        return settings
 
     def _named_controls(self) -> dict:
         return {"step_size": self.step_slider, "seed": self.seed_box}
