@@ -28,7 +28,7 @@ def ddpm_step_correct(x_t, eps, t, t_prev, noise):
     beta = 1 - a_t / a_prev
     x0 = ((x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5).clamp(-1, 1)
     mean = a_prev**0.5 * beta / (1 - a_t) * x0 + (a_t / a_prev) ** 0.5 * (1 - a_prev) / (1 - a_t) * x_t
-    if t == 0:
+    if t_prev == -1:  # the last step, to the clean image: no noise
         return mean
     return mean + ((1 - a_prev) / (1 - a_t) * beta) ** 0.5 * noise
 
@@ -128,7 +128,7 @@ def _python_last_entry(x, e, t, tp, z):
     beta = 1 - a_t / a_prev
     x0 = ((x - (1 - a_t) ** 0.5 * e) / a_t**0.5).clamp(-1, 1)
     mean = a_prev**0.5 * beta / (1 - a_t) * x0 + (a_t / a_prev) ** 0.5 * (1 - a_prev) / (1 - a_t) * x
-    return mean if t == 0 else mean + ((1 - a_prev) / (1 - a_t) * beta) ** 0.5 * z
+    return mean if tp == -1 else mean + ((1 - a_prev) / (1 - a_t) * beta) ** 0.5 * z
 
 
 @pytest.mark.parametrize(
@@ -263,21 +263,69 @@ def test_check_sdedit_best_t0(capsys):
 
 
 # ---------------------------------------------------------------------------- chapter 1
-def test_check_noise_psnr_matches_measured_psnr():
-    from helpers.exercises.introduction import check_noise_psnr
+def _measured_noise_psnr(x, sigma, seed):
+    """A student's measured answer: noise σ_y in model space, PSNR in image space (to_image_space clips)."""
+    from helpers.data import to_image_space
     from helpers.metrics import psnr
 
-    sigma = 0.05
-    g = torch.Generator().manual_seed(0)
-    x = torch.full((1, 3, 256, 256), 0.5)  # mid-grey: no clipping
-    noisy = x + (sigma / 2) * torch.randn(x.shape, generator=g)  # σ_y/2 in image space
-    measured = float(psnr(noisy, x, data_range=1.0)[0])
-    assert check_noise_psnr(measured, sigma)  # the closed form agrees with a measured PSNR within 0.05 dB
-    assert not check_noise_psnr(20 * np.log10(1 / sigma), sigma)  # forgot the model→image factor
-    assert "model space" in check_noise_psnr(20 * np.log10(1 / sigma), sigma).message
-    assert "squared" in check_noise_psnr(10 * np.log10(2 / sigma), sigma).message
-    assert not check_noise_psnr(..., sigma)
-    assert not check_noise_psnr("a lot", sigma)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    return float(psnr(to_image_space(x + sigma * noise), to_image_space(x), data_range=1.0)[0])
+
+
+def _chapter_image():
+    from helpers.data import face_photo, to_model_space
+
+    return to_model_space(torch.as_tensor(face_photo("astronaut", 64)))[None]
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.2])
+def test_check_noise_psnr_accepts_answers_measured_over_many_seeds(sigma, capsys):
+    from helpers.exercises.introduction import check_noise_psnr, noise_psnr_range
+
+    x = _chapter_image()
+    measured = [_measured_noise_psnr(x, sigma, seed) for seed in range(1000, 1100)]  # not the checker's seeds
+    closed = 20 * np.log10(2 / sigma)
+    assert np.mean(measured) > closed  # clipping to [0, 1] only removes noise: on average measured values lie above
+    assert all(check_noise_psnr(v, sigma, x) for v in measured)
+    assert check_noise_psnr(closed, sigma, x) and check_noise_psnr(np.float64(closed), sigma)
+    r = noise_psnr_range(x, sigma)
+    assert closed < r["min"] <= r["mean"] <= r["max"] and r["n_seeds"] == 20
+    assert min(measured) < r["min"] or max(measured) > r["max"]  # other draws fall outside the checker's 20, yet pass
+    assert "measured on this image" in check_noise_psnr(measured[0], sigma, x).message
+    capsys.readouterr()
+
+
+def test_check_noise_psnr_accepts_an_unclipped_measurement():
+    from helpers.exercises.introduction import check_noise_psnr
+
+    x = torch.zeros(1, 3, 64, 64)  # mid-grey: no clipping; the measured PSNR scatters around the closed form
+    measured = [_measured_noise_psnr(x, 0.05, seed) for seed in range(100)]
+    assert all(check_noise_psnr(v, 0.05, x) for v in measured)
+    assert all(check_noise_psnr(v, 0.05) for v in measured)  # without the image: closed form ± 3 s.d.
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (20 * np.log10(1 / 0.05), ["model space", "σ_y / 2"]),  # forgot the model→image factor
+        (10 * np.log10(2 / 0.05), ["squared"]),
+        (20 * np.log10(4 / 0.05), ["halved the noise twice"]),
+        (40.0, ["above the accepted range"]),
+        (31.5, ["below the accepted range"]),
+        (..., ["`...`"]),
+        ("a lot", ["one number"]),
+        (float("inf"), ["finite"]),
+    ],
+)
+def test_check_noise_psnr_rejects_with_a_hint(value, words, capsys):
+    from helpers.exercises.introduction import check_noise_psnr
+
+    _fails_with(check_noise_psnr(value, 0.05, _chapter_image()), capsys, *words)
+
+
+def test_check_noise_psnr_needs_a_positive_sigma():
+    from helpers.exercises.introduction import check_noise_psnr
+
     with pytest.raises(ValueError, match="noise_std"):
         check_noise_psnr(30.0, 0)
 
@@ -300,3 +348,118 @@ def test_check_kept_fraction_agrees_with_the_operators():
     assert not check_kept_fraction({"box": 0.75})
     assert not check_kept_fraction({"box": ..., "random": 0.3, "sr4": 0.0625})
     assert not check_kept_fraction([0.75, 0.3, 0.0625])
+
+
+# ---------------------------------------------------------------- checkers follow the prior's schedule, not the default
+COSINE = NoiseSchedule.from_config({"beta_schedule": "squaredcos_cap_v2", "num_train_timesteps": 1000})
+SHORT = NoiseSchedule.linear(200, beta_start=1e-3, beta_end=0.05)
+
+
+def _students_answers(sched):
+    """Answers written with ``sched`` (as a chapter's student would with ``schedule = prior.schedule``)."""
+    a = sched.alpha_bar
+
+    def x0(x, e, t):
+        return (x - (1 - a(t)) ** 0.5 * e) / a(t) ** 0.5
+
+    def ddpm(x, e, t, tp, z):
+        beta = 1 - a(t) / a(tp)
+        mean = a(tp) ** 0.5 * beta / (1 - a(t)) * x0(x, e, t).clamp(-1, 1) + (a(t) / a(tp)) ** 0.5 * (1 - a(tp)) / (1 - a(t)) * x
+        return mean if tp == -1 else mean + ((1 - a(tp)) / (1 - a(t)) * beta) ** 0.5 * z
+
+    def ddim(x, e, t, tp):
+        return a(tp) ** 0.5 * x0(x, e, t) + (1 - a(tp)) ** 0.5 * e
+
+    return x0, ddpm, ddim
+
+
+@pytest.mark.parametrize("sched", [COSINE, SHORT], ids=["cosine", "linear-T200"])
+def test_checkers_use_the_schedule_they_are_given(sched, capsys):
+    x0, ddpm, ddim = _students_answers(sched)
+    t = sched.num_train_timesteps // 2
+    _passes(check_alpha_bar(t, sched.alpha_bar(t), sched), capsys)
+    _passes(check_alpha_bar(t, float(np.prod(1 - sched.betas.numpy()[: t + 1])), sched), capsys)
+    _passes(check_x0_estimate(x0, sched), capsys)
+    _passes(check_ddpm_step(ddpm, sched), capsys)
+    _passes(check_ddim_step(ddim, sched), capsys)
+    _passes(check_ddim_deterministic(ddim_loop_correct, schedule=sched), capsys)
+    # the same answers written with the default linear schedule are wrong for this prior
+    lin_x0, lin_ddpm, lin_ddim = _students_answers(SCHED)
+    if sched is COSINE:
+        _fails_with(check_alpha_bar(t, SCHED.alpha_bar(t), sched), capsys, "schedule.betas")
+        _fails_with(check_x0_estimate(lin_x0, sched), capsys)
+        _fails_with(check_ddpm_step(lin_ddpm, sched), capsys)
+        _fails_with(check_ddim_step(lin_ddim, sched), capsys)
+    # and answers with the given schedule fail against the default one
+    _fails_with(check_ddim_step(ddim, None) if sched is COSINE else check_alpha_bar(t, sched.alpha_bar(t)), capsys)
+
+
+def test_ddim_deterministic_on_a_prior_uses_its_schedule(capsys):
+    from helpers.exercises.unconditional import _small_gaussian_prior
+
+    prior = _small_gaussian_prior(COSINE)
+    assert prior.schedule is COSINE
+    _passes(check_ddim_deterministic(ddim_loop_correct, prior=prior), capsys)
+
+    def linear_loop(prior, x, num_steps):  # ignores prior.schedule
+        ts = SCHED.timesteps(num_steps)
+        for t, t_prev in zip(ts, ts[1:] + [-1]):
+            x = SCHED.ddim_step(prior.eps(x, t), t, t_prev, x).prev_sample
+        return x
+
+    _fails_with(check_ddim_deterministic(linear_loop, prior=prior), capsys, "not the DDIM image")
+    with pytest.raises(ValueError, match="either a prior or a schedule"):
+        check_ddim_deterministic(ddim_loop_correct, prior=prior, schedule=SCHED)
+
+
+def test_ddpm_step_last_step_from_a_strided_t(capsys):
+    """The last step reaches the clean image from any t (a strided sampler), with no noise."""
+    def noise_unless_t0(x, e, t, tp, z):  # adds (β_eff-sized) noise on a strided last step
+        out = ddpm_step_correct(x, e, t, tp, z)
+        return out + ((1 - _a(t)) ** 0.5 * z if tp == -1 and t > 0 else 0)
+
+    _fails_with(check_ddpm_step(noise_unless_t0), capsys, "t_prev == −1")
+
+
+# ---------------------------------------------------------------- DDPM basics exercise 4: L_simple at one t
+def test_check_loss_at(capsys):
+    from helpers.exercises.ddpm_basics import check_loss_at, loss_at
+
+    def mine(prior, x0, t, eps):
+        a = prior.schedule.alpha_bar(t)
+        x_t = a**0.5 * x0 + (1 - a) ** 0.5 * eps
+        return ((prior.eps(x_t, t) - eps) ** 2).mean()
+
+    _passes(check_loss_at(mine), capsys)
+    _passes(check_loss_at(loss_at, schedule=COSINE), capsys)
+    _fails_with(check_loss_at(lambda p, x0, t, e: loss_at(p, x0, t, e) * e.numel()), capsys, "mean")
+
+    def no_sqrt(prior, x0, t, eps):
+        a = prior.schedule.alpha_bar(t)
+        return ((prior.eps(a * x0 + (1 - a) * eps, t) - eps) ** 2).mean()
+
+    def x0_target(prior, x0, t, eps):
+        x_t = prior.schedule.add_noise(x0, eps, t)
+        return ((prior.schedule.predict_x0(x_t, prior.eps(x_t, t), t) - x0) ** 2).mean()
+
+    _fails_with(check_loss_at(no_sqrt), capsys, "square roots")
+    _fails_with(check_loss_at(x0_target), capsys, "compares noises")
+    _fails_with(check_loss_at(lambda p, x0, t, e: None), capsys, "`return`")
+    _fails_with(check_loss_at(lambda p, x0, t, e: (e - e) ** 2), capsys, "one number")
+    _fails_with(check_loss_at(lambda p, x0, t: 0.0), capsys, "raised TypeError")
+    _fails_with(check_loss_at(lambda p, x0, t, e: 1.0), capsys, "L_simple is")
+
+
+# ---------------------------------------------------------------- unconditional exercise 3: η versus DDPM
+def test_check_eta_like_ddpm(capsys):
+    from helpers.exercises.unconditional import _small_gaussian_prior, check_eta_like_ddpm, ddim_ddpm_distances
+
+    d = ddim_ddpm_distances(_small_gaussian_prior(), num_steps=10)
+    assert min(d, key=d.get) == 1.0 and d[1.0] < d[0.5] < d[0.0]
+    _passes(check_eta_like_ddpm(1), capsys)
+    _passes(check_eta_like_ddpm(1.0, schedule=COSINE), capsys)
+    _fails_with(check_eta_like_ddpm(0), capsys, "draws no noise")
+    _fails_with(check_eta_like_ddpm(0.5), capsys, "variance")
+    _fails_with(check_eta_like_ddpm(2), capsys, "not one of")
+    _fails_with(check_eta_like_ddpm(...), capsys, "`...`")
+    _fails_with(check_eta_like_ddpm("one"), capsys, "one number")

@@ -106,3 +106,38 @@ def test_null_space_rejects_zero_and_bad_input(capsys):
 
 def test_null_space_accepts_numpy_single_image():
     assert check_null_space_vector(SR, np.asarray(checkerboard(8)[0]))
+
+
+# ---------------------------------------------------------------- check_deblur_settings (exercise 3)
+def test_deblur_settings_measured_by_the_checker(capsys):
+    from helpers.data import face_photo, to_model_space
+    from helpers.exercises.inverse_problems import check_deblur_settings, deblur_sweep
+
+    x = to_model_space(torch.as_tensor(face_photo("astronaut", 32)))[None]
+    sweep = deblur_sweep(x, 0.05)
+    assert set(sweep["rl"]) == {5, 20, 100} and set(sweep["wiener"]) == {1e-3, 1e-2, 1e-1}
+    best_n = max(sweep["rl"], key=sweep["rl"].get)
+    best_lam = max(sweep["wiener"], key=sweep["wiener"].get)
+    assert check_deblur_settings(best_n, best_lam, x, 0.05)
+    assert capsys.readouterr().out.startswith("Correct: ")
+    wrong_n = next(n for n in (5, 20, 100) if n != best_n)
+    wrong_lam = next(b for b in (1e-3, 1e-2, 1e-1) if b != best_lam)
+    assert not check_deblur_settings(wrong_n, best_lam, x, 0.05)
+    assert "Richardson–Lucy's best" in capsys.readouterr().out
+    assert not check_deblur_settings(best_n, wrong_lam, x, 0.05)
+    assert "Wiener's best" in capsys.readouterr().out
+    assert not check_deblur_settings(7, best_lam, x, 0.05)
+    assert "not one of the counts" in capsys.readouterr().out
+    assert not check_deblur_settings(best_n, 0.5, x, 0.05)
+    assert "not one of the balances" in capsys.readouterr().out
+    assert not check_deblur_settings(..., best_lam, x, 0.05)
+    assert "`...`" in capsys.readouterr().out
+
+
+def test_richardson_lucy_reference_pads_by_reflection():
+    from helpers.exercises.inverse_problems import richardson_lucy_deblur
+
+    blur = GaussianBlur(9, 1.0)
+    flat = torch.zeros(1, 3, 32, 32)  # mid-grey: reflect padding keeps it flat, zero padding would darken the border
+    out = richardson_lucy_deblur(blur, blur(flat), 20)
+    assert out.shape == (1, 3, 32, 32) and torch.allclose(out, torch.full_like(out, 0.5), atol=5e-3)

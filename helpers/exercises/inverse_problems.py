@@ -10,6 +10,8 @@ checker                           what the student supplies
 :func:`check_adjoint`             ``fn(y) -> Aᵀ y`` for a linear operator ``op`` (e.g. the
                                   adjoint of ``SuperResolution(4)``)
 :func:`check_null_space_vector`   an image ``v`` (B, C, H, W) with ``A v ≈ 0`` and ``v ≠ 0``
+:func:`check_deblur_settings`     the Richardson–Lucy iteration count and the Wiener λ with the
+                                  best PSNR on one image (:func:`deblur_sweep` measures them)
 ================================  ==========================================================
 
 Images are float32 tensors in the (B, C, H, W) layout of :mod:`helpers.operators`.
@@ -25,7 +27,8 @@ import torch
 from ._checks import CheckResult
 from ..operators import GaussianBlur, Operator, SuperResolution, _MaskOperator
 
-__all__ = ["check_adjoint", "check_null_space_vector", "true_adjoint"]
+__all__ = ["check_adjoint", "check_null_space_vector", "true_adjoint", "check_deblur_settings", "deblur_sweep",
+           "richardson_lucy_deblur"]
 
 
 def _report(passed: bool, text: str) -> CheckResult:
@@ -149,3 +152,93 @@ def check_null_space_vector(op: Operator, v, rtol: float = 1e-2) -> CheckResult:
         return _report(True, f"‖A v‖ / ‖v‖ = {ratio:.1e}: A cannot tell x from x + v, so no method can recover "
                              "this part of x from the measurement alone; a prior has to fill it in.")
     return _report(False, f"‖A v‖ / ‖v‖ = {ratio:.3g}, above {rtol:g}: A still sees v. " + _kind_hint(op))
+
+
+# ---------------------------------------------------------------- Wiener versus Richardson–Lucy
+def richardson_lucy_deblur(operator: GaussianBlur, y: torch.Tensor, num_iter: int) -> torch.Tensor:
+    """Richardson–Lucy deconvolution of a blurred measurement ``y`` (model space, (B, C, H, W)).
+
+    Works in image space [0, 1] (RL needs non-negative values), pads by reflection as the operator
+    does (scikit-image would pad with zeros and darken the borders), and returns the image in
+    image space [0, 1], (B, C, H, W).
+    """
+    from skimage.restoration import richardson_lucy
+
+    from ..data import to_image_space
+
+    p = operator.kernel_size
+    kernel = operator.kernel.double().cpu().numpy()[..., None]
+    out = []
+    for img in to_image_space(y.detach().cpu()).clamp(0, 1):
+        padded = np.pad(img.permute(1, 2, 0).double().numpy(), ((p, p), (p, p), (0, 0)), mode="reflect")
+        rl = richardson_lucy(padded, kernel, num_iter=num_iter)[p:-p, p:-p]
+        out.append(torch.from_numpy(np.ascontiguousarray(rl)).permute(2, 0, 1).float())
+    return torch.stack(out)
+
+
+def deblur_sweep(image: torch.Tensor, noise_std: float, seed: int = 0, iterations=(5, 20, 100),
+                 balances=(1e-3, 1e-2, 1e-1)) -> dict:
+    """PSNR [dB] (image space, ``data_range=1``) of Richardson–Lucy for each iteration count and of
+    Wiener deconvolution for each λ, on ``image`` (model space, (1, C, H, W)) blurred by the course's
+    deblurring task for its size (:func:`helpers.evaluate.build_task`) with noise ``noise_std``, seed ``seed``.
+
+    Returns ``{"rl": {iterations: psnr}, "wiener": {λ: psnr}}``.
+    """
+    from ..data import to_image_space
+    from ..evaluate import baseline_reconstruction, build_task
+    from ..metrics import psnr
+
+    image = torch.as_tensor(image, dtype=torch.float32)
+    image = image[None] if image.ndim == 3 else image[:1]
+    task = build_task("deblur", image.shape[-1])
+    y = task.operator.measure(image, noise_std=noise_std, seed=seed)
+    ref = to_image_space(image)
+    rl = {int(n): float(psnr(richardson_lucy_deblur(task.operator, y, int(n)), ref, data_range=1.0)[0])
+          for n in iterations}
+    wiener = {float(b): float(psnr(to_image_space(baseline_reconstruction(task, y, {"balance": float(b)})), ref,
+                                   data_range=1.0)[0]) for b in balances}
+    return {"rl": rl, "wiener": wiener}
+
+
+def check_deblur_settings(best_iterations, best_balance, image: torch.Tensor, noise_std: float, seed: int = 0,
+                          iterations=(5, 20, 100), balances=(1e-3, 1e-2, 1e-1)) -> CheckResult:
+    """Are ``best_iterations`` (of ``iterations``) and ``best_balance`` (of ``balances``) the Richardson–Lucy
+    iteration count and the Wiener λ with the highest PSNR on ``image``?
+
+    The checker measures them itself with :func:`deblur_sweep` (same task, noise and seed as the chapter's
+    exercise), so it also catches a sweep computed without the reflect padding or in the wrong space.
+    """
+    import math
+
+    from ._checks import _as_number
+
+    for name, answer in (("best_iterations", best_iterations), ("best_balance", best_balance)):
+        if answer is None or answer is Ellipsis:
+            return _report(False, f"replace the `...` of {name} with one value of your sweep.")
+    n, lam = _as_number(best_iterations), _as_number(best_balance)
+    if n is None or lam is None:
+        return _report(False, "give one number each: the iteration count and the λ with the highest PSNR.")
+    if not any(n == k for k in iterations):
+        return _report(False, f"{n:g} iterations is not one of the counts of the exercise, {list(iterations)}.")
+    if not any(math.isclose(lam, b, rel_tol=1e-6) for b in balances):
+        return _report(False, f"λ = {lam:g} is not one of the balances of the exercise, {list(balances)}.")
+    sweep = deblur_sweep(image, noise_std, seed, iterations, balances)
+    best_n = max(sweep["rl"], key=sweep["rl"].get)
+    best_lam = max(sweep["wiener"], key=sweep["wiener"].get)
+    rl = ", ".join(f"{k}: {v:.2f}" for k, v in sweep["rl"].items())
+    wi = ", ".join(f"{k:g}: {v:.2f}" for k, v in sweep["wiener"].items())
+    hints = []
+    if n != best_n:
+        more = "more" if n > best_n else "fewer"
+        hints.append(f"{n:g} iterations is not Richardson–Lucy's best: with {more} iterations than the best, "
+                     + ("it fits the noise (PSNR rises, then falls: semi-convergence)." if n > best_n else
+                        "the image is still blurred.")
+                     + " Pad by reflection before richardson_lucy, or the borders darken and every PSNR drops.")
+    if not math.isclose(lam, best_lam, rel_tol=1e-6):
+        hints.append(f"λ = {lam:g} is not Wiener's best: " + ("a smaller λ inverts more of the blur and lets "
+                     "more noise through; " if lam < best_lam else "a larger λ smooths more; ")
+                     + "compare the PSNR of each λ.")
+    if hints:
+        return _report(False, " ".join(hints))
+    return _report(True, f"Richardson–Lucy is best at {best_n} iterations (PSNR by iterations: {rl} dB), Wiener at "
+                         f"λ = {best_lam:g} (PSNR by λ: {wi} dB).")
