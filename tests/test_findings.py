@@ -217,7 +217,7 @@ def test_load_reads_what_run_evaluation_wrote(tiny_prior, tmp_path):
     from tests.test_evaluate import smooth_images
 
     cfg = ev.EvalConfig(prior="tiny", tasks=["box"], noise_levels=[0.05, 0.0], methods=["measurement", "sdedit"],
-                        n_images=2, n_select=1, steps=3, seeds=[0], sdedit_t0s=[0.3, 0.6], lpips_nets=[],
+                        n_images=2, n_select=1, steps=3, seeds=[0], sdedit_t0s=[0.3, 0.6], lpips_nets=[], max_widenings=0,
                         out_dir=str(tmp_path), progress=False)
     res = ev.run_evaluation(cfg, prior=tiny_prior, images=smooth_images(3))
     rs = ResultSet.load(tmp_path)
