@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises.dps import check_dps_best_zeta, check_dps_gradient, check_dps_scale
+from helpers.exercises.dps import check_dps_best_zeta, check_dps_discrepancy_zeta, check_dps_gradient, check_dps_scale
 from tests.checker_asserts import fails_with, passes
 
 
@@ -160,3 +160,51 @@ def test_best_zeta_rejects(answer, words, capsys):
 
 def test_best_zeta_wrong_shape(capsys):
     _fails_with(check_dps_best_zeta(0.3, ZETAS, np.zeros((2, 3))), capsys, "shape")
+
+
+def test_best_zeta_at_the_edge_says_widen(capsys):
+    p = PSNRS.copy()
+    p[:, -1] = 40.0                      # the largest ζ′ is best: the optimum may lie beyond the grid
+    result = check_dps_best_zeta(10.0, ZETAS, p)
+    out = capsys.readouterr().out
+    assert result and out.startswith("Correct: ") and "edge" in out and "widen" in out and "edge" in result.message
+    _passes(check_dps_best_zeta(0.3, ZETAS, PSNRS), capsys)   # an interior optimum: no note
+    assert "edge" not in check_dps_best_zeta(0.3, ZETAS, PSNRS).message
+
+
+# ---------------------------------------------------------------- ζ′ by the discrepancy principle
+RESIDUALS = np.array([[6.5, 3.1, 2.85, 2.6, 3.1, 5.3],
+                      [6.7, 2.9, 2.75, 2.7, 3.3, 5.5]])   # means 6.6, 3.0, 2.8, 2.65, 3.2, 5.4
+NOISE = 2.78
+
+
+def test_discrepancy_zeta(capsys):
+    _passes(check_dps_discrepancy_zeta(0.3, ZETAS, RESIDUALS, NOISE), capsys)
+    _passes(check_dps_discrepancy_zeta(np.float64(0.3), ZETAS, RESIDUALS.mean(0), NOISE), capsys)
+
+
+def test_discrepancy_ignores_diverged_runs(capsys):
+    r = RESIDUALS.copy()
+    r[:, 2] = np.nan
+    _passes(check_dps_discrepancy_zeta(1.0, ZETAS, r, NOISE), capsys)      # |2.65 − 2.78| < |3.0 − 2.78|
+    _fails_with(check_dps_discrepancy_zeta(0.3, ZETAS, r, NOISE), capsys, "diverged")
+
+
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (1.0, ["fitting the noise", "closest"]),      # the smallest residual, below the noise
+        (10.0, ["away from the noise norm"]),
+        (0.5, ["not one of the swept values"]),
+        (..., ["`...`"]),
+        ("x", ["one finite number"]),
+    ],
+)
+def test_discrepancy_rejects(answer, words, capsys):
+    _fails_with(check_dps_discrepancy_zeta(answer, ZETAS, RESIDUALS, NOISE), capsys, *words)
+
+
+def test_discrepancy_bad_inputs(capsys):
+    _fails_with(check_dps_discrepancy_zeta(0.3, ZETAS, np.zeros((2, 3)), NOISE), capsys, "shape")
+    _fails_with(check_dps_discrepancy_zeta(0.3, ZETAS, RESIDUALS, -1.0), capsys, "positive")
+    _fails_with(check_dps_discrepancy_zeta(0.3, ZETAS, np.full((2, 6), np.nan), NOISE), capsys, "diverged")

@@ -12,6 +12,8 @@ checker                           what the student supplies
 :func:`check_dps_scale`           ζ′ for a given official ``scale``, or ``scale`` for a ζ′
 :func:`check_dps_gradient`        ``fn(prior, operator, y, x_t, t) -> ∇_{x_t} Σ_b ‖y_b − A(x̂_0)_b‖``
 :func:`check_dps_best_zeta`       the ζ′ of a sweep with the best mean PSNR (or LPIPS)
+:func:`check_dps_discrepancy_zeta` the ζ′ whose mean final residual ‖y − A(x̂_0)‖ is closest
+                                  to the noise norm (the discrepancy principle: no truth needed)
 ================================  ==========================================================
 """
 
@@ -23,9 +25,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ._checks import CheckResult, _call, _max_diff, _report, check_best_of_sweep
+from ._checks import CheckResult, _as_number, _call, _max_diff, _report, check_best_of_sweep
 
-__all__ = ["check_dps_scale", "check_dps_gradient", "check_dps_best_zeta"]
+__all__ = ["check_dps_scale", "check_dps_gradient", "check_dps_best_zeta", "check_dps_discrepancy_zeta"]
 
 
 def _number(value, what: str):
@@ -237,4 +239,84 @@ def check_dps_best_zeta(answer, zetas, values, higher_is_better: bool = True, me
     ``values``: shape (N,) or (n_images, N), one column per ζ′; NaN marks a run that diverged
     (it never wins).
     """
-    return check_best_of_sweep(answer, zetas, values, name="ζ′", higher_is_better=higher_is_better, metric=metric)
+    result = check_best_of_sweep(answer, zetas, values, name="ζ′", higher_is_better=higher_is_better, metric=metric)
+    edge = _best_at_edge(zetas, values, higher_is_better)
+    if result and edge:
+        note = (f" Note: ζ′ = {edge:g} is at the {'lower' if edge == min(float(z) for z in zetas) else 'upper'} edge of the "
+                "grid, so the optimum may lie beyond it: widen the grid by ×3 on that side until the best ζ′ is inside "
+                "(or the sampler diverges).")
+        print(note.strip())
+        result = CheckResult(True, result.message + note)
+    return result
+
+
+def _best_at_edge(zetas, values, higher_is_better: bool = True) -> Optional[float]:
+    """The best ζ′ (by the mean over images) when it is the smallest or largest swept value, else None."""
+    try:
+        z = np.asarray([float(v) for v in zetas])
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    v = v[None] if v.ndim == 1 else v
+    if v.ndim != 2 or v.shape[1] != len(z) or len(z) < 3:
+        return None
+    finite = np.isfinite(v).all(axis=0)
+    if not finite.any():
+        return None
+    mean = np.where(finite, np.where(np.isfinite(v), v, 0.0).mean(axis=0), np.nan)
+    best = z[int(np.nanargmax(mean) if higher_is_better else np.nanargmin(mean))]
+    return float(best) if best in (z.min(), z.max()) else None
+
+
+# ---------------------------------------------------------------------- ζ′ by the discrepancy principle
+def check_dps_discrepancy_zeta(answer, zetas, residuals, noise_norm) -> CheckResult:
+    """Is ``answer`` the ζ′ of ``zetas`` whose mean final residual is closest to ``noise_norm``?
+
+    The discrepancy principle (Morozov) picks a regularisation setting without the ground truth: a
+    reconstruction should explain the measurement up to the noise, ‖y − A(x̂)‖ ≈ ‖noise‖, neither
+    more (it fits the noise) nor less. ``residuals``: the final ‖y − A(x̂_0)‖, shape (N,) or
+    (n_images, N), one column per ζ′; a column with NaN (a diverged run) never counts.
+    ``noise_norm``: the expected norm of the measurement noise (e.g. σ_y √m, or ‖y − A(x_0)‖ of the
+    true images averaged over them).
+    """
+    try:
+        zetas = [float(z) for z in zetas]
+        r = np.asarray(residuals, dtype=float)
+        noise = float(noise_norm)
+    except (TypeError, ValueError):
+        return _report(False, "zetas must be numbers, residuals a numeric array (one column per ζ′) and noise_norm "
+                              "one number.")
+    if r.ndim == 1:
+        r = r[None]
+    if r.ndim != 2 or r.shape[1] != len(zetas) or not zetas:
+        return _report(False, f"residuals must have shape ({len(zetas)},) or (n_images, {len(zetas)}), one column per "
+                              f"ζ′; got {np.asarray(residuals).shape}.")
+    if not math.isfinite(noise) or noise <= 0:
+        return _report(False, f"noise_norm must be a positive number, got {noise_norm!r}.")
+    finite = np.isfinite(r).all(axis=0)
+    if not finite.any():
+        return _report(False, "every ζ′ of the sweep diverged (all NaN): there is no residual to compare.")
+    mean = np.where(finite, np.where(np.isfinite(r), r, 0.0).mean(axis=0), np.nan)
+    gap = np.abs(mean - noise)
+    best = int(np.nanargmin(gap))
+    if answer is None or answer is Ellipsis:
+        return _report(False, "replace the `...` with your ζ′ (a number from the sweep).")
+    a = _as_number(answer)
+    if a is None or not math.isfinite(a):
+        return _report(False, f"the answer must be one finite number (a ζ′ of the sweep), got {answer!r}.")
+    matches = [i for i, z in enumerate(zetas) if math.isclose(a, z, rel_tol=1e-9, abs_tol=1e-12)]
+    if not matches:
+        return _report(False, f"{a:g} is not one of the swept values {zetas}.")
+    i = matches[0]
+    if i == best:
+        return _report(True, f"ζ′ = {zetas[best]:g}: its mean final residual {mean[best]:.3g} is the closest to the "
+                             f"noise norm {noise:.3g}, and choosing it needed no ground truth.")
+    if not finite[i]:
+        return _report(False, f"ζ′ = {a:g} diverged (NaN in its column): it has no residual. Skip the NaN columns.")
+    if i == int(np.nanargmin(mean)):
+        return _report(False, f"ζ′ = {a:g} has the smallest residual ({mean[i]:.3g}), but a residual below the noise "
+                              f"norm ({noise:.3g}) means fitting the noise: take the ζ′ whose mean residual is "
+                              "*closest* to the noise norm, np.nanargmin(np.abs(mean − noise_norm)).")
+    return _report(False, f"ζ′ = {a:g} has a mean final residual {mean[i]:.3g}, {gap[i]:.3g} away from the noise norm "
+                          f"{noise:.3g}; another ζ′ of the sweep comes closer. Average the residuals over the images "
+                          "(axis 0) first, then compare |mean − noise_norm|.")
