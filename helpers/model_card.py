@@ -355,13 +355,14 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
 
     a("## Reproduce\n")
     cmd = info.get("command") or f"python -m helpers.train --dataset {prior} --out helpers/pretrained/{prior}"
-    a("Training (as run; `--max-minutes` is a wall-clock budget, so on another machine it stops at another step):\n")
+    a("Training (as run; `--max-minutes` is a wall-clock budget, so on another machine it stops at another step; "
+      "writing into `helpers/pretrained/` now needs `--force`):\n")
     a(f"```bash\n{cmd}\n```\n")
     a(f"The same run, stopped at the same step on any machine (same data order, t and ε; bit-identical weights also "
       f"need the same torch build and thread count):\n")
     m = re.search(r"--threads[ =](\d+)", cmd)
     a(f"```bash\npython -m helpers.train --dataset {prior} --out helpers/pretrained/{prior} --steps {steps} "
-      f"--threads {m.group(1) if m else 1}\n```\n")
+      f"--threads {m.group(1) if m else 1} --force\n```\n")
     a("An interrupted run continues from `checkpoints/" + prior + "/` when started again; "
       "`--export-only` re-exports the weights of the last checkpoint.\n")
     a("Evaluation, sampling times and this card:\n")
