@@ -38,6 +38,8 @@ from typing import Mapping, Optional
 import numpy as np
 import torch
 
+from ._util import as_float, as_int
+
 __all__ = ["NoiseSchedule", "StepOutput"]
 
 _VARIANCE_TYPES = ("fixed_small", "fixed_large", "fixed_small_log", "fixed_large_log", "learned_range", "learned")
@@ -92,7 +94,10 @@ class NoiseSchedule:
     @classmethod
     def linear(cls, num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, **kw) -> "NoiseSchedule":
         """Ho et al.'s linear schedule (google's DDPM models: 1e-4 → 0.02 over 1000 steps)."""
-        return cls(np.linspace(beta_start, beta_end, num_train_timesteps, dtype=np.float64), **kw)
+        n = as_int(num_train_timesteps, "num_train_timesteps", min=2)
+        lo = as_float(beta_start, "beta_start", min=0, min_open=True, max=1, max_open=True)
+        hi = as_float(beta_end, "beta_end", min=0, min_open=True, max=1, max_open=True)
+        return cls(np.linspace(lo, hi, n, dtype=np.float64), **kw)
 
     @classmethod
     def from_config(cls, config: Mapping) -> "NoiseSchedule":
@@ -139,12 +144,11 @@ class NoiseSchedule:
         """Descending training indices visited by a sampler with ``num_steps`` steps.
 
         ``"linspace"`` spreads them evenly over [0, T−1] including both ends (this
-        matches the DPS code's respacing, see ``shared/notes/methods.md``);
+        matches the respacing of the DPS authors' code, DPS2022/diffusion-posterior-sampling);
         ``"leading"`` is diffusers' default (0, T/n, 2T/n, …); ``"trailing"`` ends at T−1.
         """
         T = self.num_train_timesteps
-        if not isinstance(num_steps, (int, np.integer)) or not 1 <= num_steps <= T:
-            raise ValueError(f"num_steps must be an integer between 1 and {T} (the training steps), got {num_steps!r}")
+        num_steps = as_int(num_steps, "num_steps", min=1, max=T, hint=f"at most the {T} training steps")
         if spacing == "linspace":
             ts = np.linspace(0, T - 1, num_steps).round().astype(int)
         elif spacing == "leading":
@@ -161,9 +165,10 @@ class NoiseSchedule:
         return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 
     def _check_t(self, t: int, name: str = "t") -> int:
-        if not isinstance(t, (int, np.integer)) and not (torch.is_tensor(t) and t.numel() == 1):
-            raise TypeError(f"{name} must be an integer training index, got {type(t).__name__}")
-        t = int(t)
+        if isinstance(t, float) or (hasattr(t, "dtype") and getattr(t.dtype, "is_floating_point", False)) \
+                or (isinstance(getattr(t, "dtype", None), np.dtype) and t.dtype.kind == "f"):
+            raise TypeError(f"{name} must be an integer training index, got {type(t).__name__} {t!r}")
+        t = as_int(t, name)
         if not -1 <= t < self.num_train_timesteps:
             raise ValueError(f"{name}={t} is outside the schedule's indices [0, {self.num_train_timesteps - 1}]")
         return t
@@ -239,8 +244,7 @@ class NoiseSchedule:
         t, t_prev = self._check_t(t), self._check_t(t_prev, "t_prev")
         if t_prev >= t:
             raise ValueError(f"t_prev={t_prev} must be smaller than t={t}")
-        if eta < 0:
-            raise ValueError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like), got {eta}")
+        eta = as_float(eta, "eta", nonnegative=True, hint="0 = deterministic DDIM, 1 = DDPM-like")
         clip = self.clip_sample if clip_sample is None else clip_sample
         a_t, a_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
         x0 = self.predict_x0(x_t, model_output, t)
