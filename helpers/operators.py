@@ -32,6 +32,8 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from ._util import as_float, as_int
+
 __all__ = [
     "Operator",
     "Denoising",
@@ -46,15 +48,61 @@ __all__ = [
 SeedLike = Union[None, int, torch.Generator]
 
 
-def make_generator(seed: SeedLike) -> torch.Generator:
-    """A CPU ``torch.Generator`` from an int seed (or the generator itself). ``None`` is seed 0."""
+def make_generator(seed: SeedLike, name: str = "seed") -> torch.Generator:
+    """A CPU ``torch.Generator`` from an int seed (or the generator itself). ``None`` is seed 0.
+
+    Python, numpy and 0-d torch integers are accepted; the seed must lie in [0, 2⁶⁴ − 1] (what
+    ``torch.Generator.manual_seed`` takes), else a ``ValueError`` names ``name``.
+    """
     if isinstance(seed, torch.Generator):
         return seed
     if seed is None:
         seed = 0
-    if not isinstance(seed, int):
-        raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
+    if isinstance(seed, float) or (hasattr(seed, "dtype") and getattr(seed.dtype, "is_floating_point", False)):
+        raise TypeError(f"{name} must be an int or a torch.Generator, got {type(seed).__name__} {seed!r}")
+    try:
+        seed = as_int(seed, name, min=0, max=2**64 - 1, hint="use an integer seed such as 0")
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a torch.Generator, got {type(seed).__name__}") from None
     return torch.Generator("cpu").manual_seed(seed)
+
+
+# A measurement y = A x + σ_y n of an image x in [-1, 1] lies in [-1, 1] for every operator of this module
+# (each output is an average or a copy of pixels) widened by the noise: a few σ_y, and at least this much.
+MEASUREMENT_MARGIN = 1.0
+
+
+def _range_hint(x: torch.Tensor, lo: float, hi: float) -> str:
+    """What an out-of-range tensor probably is, and how to convert it."""
+    if lo >= 0 and hi > 2:
+        return "it looks like 0..255 pixel values: divide by 255, then convert with helpers.data.to_model_space"
+    if lo >= 0:
+        return "it looks like [0, 1] image space: convert with helpers.data.to_model_space"
+    return "values this far outside [-1, 1] are not a model-space image: check how it was computed"
+
+
+def _check_dtype(x: torch.Tensor, name: str) -> None:
+    if x.dtype == torch.uint8:
+        raise TypeError(
+            f"{name} has dtype torch.uint8: it looks like 0..255 pixel values, but a floating-point tensor in model "
+            "space [-1, 1] is expected: convert with helpers.data.to_model_space(x.float() / 255)"
+        )
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        raise TypeError(
+            f"{name} has dtype {x.dtype}, but a floating-point tensor in model space [-1, 1] is expected (an integer "
+            f"tensor would be blurred/averaged in integers): convert it with {name}.float() (and to model space "
+            "with helpers.data.to_model_space if it holds [0, 1] or 0..255 values)"
+        )
+
+
+def _check_value_range(x: torch.Tensor, name: str, margin: float = 1e-3, what: str = "an image") -> None:
+    """Raise a ``ValueError`` naming ``name`` when x leaves [-1 − margin, 1 + margin] (model space)."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1 - margin or hi > 1 + margin:
+        raise ValueError(
+            f"{name} has values in [{lo:.3g}, {hi:.3g}] but {what} in model space [-1, 1] is expected "
+            f"(accepted: [{-1 - margin:.3g}, {1 + margin:.3g}]); {_range_hint(x, lo, hi)}"
+        )
 
 
 def _check_image(x: torch.Tensor, name: str = "x") -> None:
@@ -62,6 +110,9 @@ def _check_image(x: torch.Tensor, name: str = "x") -> None:
         raise TypeError(f"{name} must be a torch tensor of shape (B, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}; add a batch axis with {name}[None]")
+    if x.shape[0] == 0 or x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): give at least one image")
+    _check_dtype(x, name)
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf values; check how it was computed")
 
@@ -69,10 +120,8 @@ def _check_image(x: torch.Tensor, name: str = "x") -> None:
 class GaussianNoise:
     """Additive white Gaussian noise n ~ N(0, σ² I), σ = ``std`` in model space [-1, 1]."""
 
-    def __init__(self, std: float = 0.05):
-        if not (isinstance(std, (int, float)) and math.isfinite(std) and std >= 0):
-            raise ValueError(f"std must be a finite number >= 0 (model-space units), got {std!r}")
-        self.std = float(std)
+    def __init__(self, std: float = 0.05, name: str = "std"):
+        self.std = as_float(std, name, nonnegative=True, hint="a standard deviation in model-space units")
 
     def __call__(self, y: torch.Tensor, seed: SeedLike = 0) -> torch.Tensor:
         if self.std == 0:
@@ -182,19 +231,26 @@ class Operator:
         return self.forward(x)
 
     def measure(self, x: torch.Tensor, noise_std: float = 0.0, seed: SeedLike = 0) -> torch.Tensor:
-        """y = A(x) + σ_y n for x in model space [-1, 1] (checked), σ_y = ``noise_std`` in [-1, 1] units."""
-        _check_image(x)
-        lo, hi = float(x.min()), float(x.max())
-        if lo < -1.001 or hi > 1.001:
-            raise ValueError(
-                f"x has values in [{lo:.3g}, {hi:.3g}] but model space [-1, 1] is expected; "
-                "convert [0, 1] images with helpers.data.to_model_space"
-            )
-        return GaussianNoise(noise_std)(self.forward(x), seed)
+        """y = A(x) + σ_y n for x in model space [-1, 1] (checked), σ_y = ``noise_std`` in [-1, 1] units.
 
-    def check_measurement(self, y: torch.Tensor, x_shape: Sequence[int], name: str = "measurement") -> None:
-        """Raise a clear error when ``y`` cannot be a measurement of an image of shape ``x_shape``."""
+        x must be a floating-point (B, C, H, W) tensor, finite, with B ≥ 1, in [-1, 1] (±0.001);
+        integer tensors are refused (a 0..255 image would otherwise be measured as garbage).
+        """
+        _check_image(x)
+        _check_value_range(x, "x")
+        noise = GaussianNoise(noise_std, name="noise_std")
+        return noise(self.forward(x), make_generator(seed))
+
+    def check_measurement(self, y: torch.Tensor, x_shape: Sequence[int], name: str = "measurement",
+                          noise_std: float = 0.0) -> None:
+        """Raise a clear error when ``y`` cannot be a measurement of an image of shape ``x_shape``.
+
+        Checks the type, shape, dtype (floating point), finiteness and value range: A x of an image
+        in [-1, 1] lies in [-1, 1] for every operator here, widened by max(6 σ_y,
+        :data:`MEASUREMENT_MARGIN`) for the noise, i.e. at least [-2, 2] (a 0..255 image fails).
+        """
         _check_image(y, name)
+        _check_value_range(y, name, margin=max(6 * float(noise_std), MEASUREMENT_MARGIN), what="a measurement")
         expected = self.output_shape(tuple(x_shape))
         if tuple(y.shape[1:]) != tuple(expected[1:]):
             raise ValueError(
@@ -203,6 +259,9 @@ class Operator:
             )
 
     def _check_input(self, x: torch.Tensor) -> None:
+        if not torch.is_tensor(x):
+            raise TypeError(f"x must be a torch tensor of shape (B, C, H, W), got {type(x).__name__}")
+        _check_dtype(x, "x")
         if x.ndim != 4:
             raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}; add a batch axis with x[None]")
         if self.image_size is not None and tuple(x.shape[-2:]) != tuple(self.image_size):
@@ -247,10 +306,10 @@ class GaussianBlur(Operator):
     """
 
     def __init__(self, kernel_size: int = 61, std: float = 3.0, padding: str = "reflect"):
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        kernel_size = as_int(kernel_size, "kernel_size", positive=True)
+        if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
-        if not std > 0:
-            raise ValueError(f"std must be > 0 (pixels), got {std!r}")
+        std = as_float(std, "std", positive=True, hint="the blur's standard deviation in pixels")
         if padding not in ("reflect", "circular", "zeros"):
             raise ValueError(f"padding={padding!r} is unknown; use 'reflect', 'circular' or 'zeros'")
         self.kernel_size, self.std, self.padding = kernel_size, float(std), padding
@@ -322,6 +381,17 @@ class GaussianBlur(Operator):
         return f"GaussianBlur(kernel_size={self.kernel_size}, std={self.std:g}, padding={self.padding!r})"
 
 
+def _size_pair(value, name: str) -> tuple:
+    """(h, w) from an integer (Python, numpy, torch, or an integral float such as 32.0) or a pair of them."""
+    if isinstance(value, (tuple, list)) or (hasattr(value, "__len__") and not torch.is_tensor(value)
+                                           and getattr(value, "ndim", 1) == 1):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an integer or an (h, w) pair, got {value!r}")
+        return as_int(value[0], f"{name}[0]", positive=True), as_int(value[1], f"{name}[1]", positive=True)
+    n = as_int(value, name, positive=True)
+    return n, n
+
+
 class _MaskOperator(Operator):
     """A = diag(m): keeps pixels where the mask is 1. Self-adjoint; the pseudo-inverse is m ⊙ y."""
 
@@ -354,8 +424,12 @@ class BoxInpainting(_MaskOperator):
     """
 
     def __init__(self, image_size: Union[int, tuple], box_size: Union[int, tuple], center: Optional[tuple] = None):
-        h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        bh, bw = (box_size, box_size) if isinstance(box_size, int) else tuple(box_size)
+        h, w = _size_pair(image_size, "image_size")
+        bh, bw = _size_pair(box_size, "box_size")
+        if center is not None:
+            if not isinstance(center, (tuple, list)) or len(center) != 2:
+                raise ValueError(f"center must be a (row, col) pair, got {center!r}")
+            center = (as_float(center[0], "center[0]"), as_float(center[1], "center[1]"))
         if not (0 < bh <= h and 0 < bw <= w):
             raise ValueError(f"box_size={box_size!r} must be positive and fit in image_size={image_size!r}")
         cy, cx = center if center is not None else (h / 2, w / 2)
@@ -379,9 +453,8 @@ class RandomInpainting(_MaskOperator):
     """
 
     def __init__(self, image_size: Union[int, tuple], keep_fraction: float = 0.3, seed: SeedLike = 0):
-        h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if not 0 < keep_fraction <= 1:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}")
+        h, w = _size_pair(image_size, "image_size")
+        keep_fraction = as_float(keep_fraction, "keep_fraction", min=0, min_open=True, max=1)
         gen = make_generator(seed)
         n_keep = max(1, int(round(keep_fraction * h * w)))
         idx = torch.randperm(h * w, generator=gen)[:n_keep]
@@ -402,9 +475,7 @@ class SuperResolution(Operator):
     """
 
     def __init__(self, factor: int = 4):
-        if not isinstance(factor, int) or factor < 1:
-            raise ValueError(f"factor must be a positive integer, got {factor!r}")
-        self.factor = factor
+        self.factor = as_int(factor, "factor", positive=True)
 
     def _check_divisible(self, x):
         if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
