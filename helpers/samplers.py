@@ -19,8 +19,11 @@ argument            meaning
 
 All return a :class:`SamplerResult` whose ``sample`` is (B, C, H, W) in [-1, 1] on the
 prior's device. Noise is drawn on the CPU from the seed, so the same seed gives the same
-image on CPU (and the same noise on any device). A guided sampler whose iterate becomes
-NaN/Inf stops with :class:`SamplerDivergedError`, naming the step size and the timestep.
+image on CPU (and the same noise on any device). A guided sampler (ScoreALD, DPS)
+whose iterate becomes NaN/Inf, or leaves the bound :func:`divergence_bound` derived from the
+noise schedule, stops with :class:`SamplerDivergedError`, naming the step size and the timestep.
+Every number argument accepts Python, numpy and 0-d torch scalars; every image or measurement
+argument is checked for NaN/Inf and for its value range (model space [-1, 1]).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .operators import Operator, make_generator
+from ._util import as_float, as_int
+from .operators import Operator, _check_image, _check_value_range, make_generator
 
 __all__ = [
     "SamplerResult",
@@ -45,13 +49,69 @@ __all__ = [
     "dps",
     "dps_zeta_from_official_scale",
     "dps_gradient",
+    "divergence_bound",
+    "DIVERGENCE_FACTOR",
 ]
 
 SeedLike = Union[None, int, torch.Generator, Sequence[int]]
 
 
 class SamplerDivergedError(RuntimeError):
-    """The iterate of a sampler became NaN or Inf (usually: the step size is too large)."""
+    """The iterate of a guided sampler became NaN/Inf or left :func:`divergence_bound` (the step size is too large)."""
+
+
+# Divergence bound (see divergence_bound): a guided sampler stops when the RMS of an image's x_t exceeds
+# DIVERGENCE_FACTOR · (√ᾱ_t + √(1 − ᾱ_t)). Calibrated with `python -m helpers.calibrate_divergence`; see
+# divergence_bound for the measured values and margins.
+DIVERGENCE_FACTOR = 100.0
+
+# sdedit's start_image: a guide image in model space [-1, 1], with room for a noisy one (e.g. y + σ_y n)
+IMAGE_MARGIN = 1.0
+
+
+def divergence_bound(schedule, t: int, factor: Optional[float] = None) -> float:
+    """The largest RMS of one image's x_t a guided sampler accepts at training index ``t`` (−1: the clean image).
+
+    ``factor · (√ᾱ_t + √(1 − ᾱ_t))``, ``factor`` = :data:`DIVERGENCE_FACTOR` (100) by default. A healthy
+    x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε (|x_0| ≤ 1, ε ~ N(0, I)) has an RMS of at most about
+    √ᾱ_t + √(1 − ᾱ_t) (between 1 and √2), so the statistic RMS(x_t)/(√ᾱ_t + √(1 − ᾱ_t)) is ≈ 1 on a
+    healthy run; DPS and ScoreALD check it after every step (and record its largest value in
+    ``info["rms_iterate_ratio"]``; ``info["max_iterate_ratio"]`` is the same with max |x_t|).
+
+    The RMS of each image (not the largest pixel) is checked: DPS kicks a few pixels far at large
+    ζ′ (max |x_t| up to 420× the scale at ζ′ = 30 on the MNIST prior) without the image running away.
+
+    Calibration (``python -m helpers.calibrate_divergence --steps 50 250``: 2 test images, σ_y = 0.05,
+    tasks deblur, box and sr4; the largest RMS ratio of each run):
+
+    ====================================================================  =====================
+    runs                                                                  RMS ratio
+    ====================================================================  =====================
+    faces and mnist priors, 50 steps, and faces, 250 steps:
+      DPS ζ′ 0.03–3 / ζ′ = 10 / ζ′ = 30                                   ≤ 1.5 / ≤ 8.5 / ≤ 26.9
+      ScoreALD λ 0.1–100, both weights, where it does not run away          ≤ 1.06 (≤ 18.2 for the
+      (see below); poster rule λ ≤ 1e-3                                     orthonormal λ = 100)
+    tests' tiny random UNets (8 px): DPS ζ′ = 1 / ζ′ = 30                 ≤ 2.8 / ≤ 81
+      ScoreALD λ = 1, 6 steps, box / sr2 / random (max |x_t|: 258 / 114 / 172)  66 / 38 / 38
+    DPS ζ′ = 1e3: sr4 / box / deblur (faces: 50 and 250 steps, 7.3–7.6 dB)  195–201 / 344 / 725–919
+    DPS ζ′ = 1e6                                                           ≥ 1.9e5
+    ScoreALD poster rule λ = 1: deblur and box (50, 250 steps), sr4 (250)   ≥ 1e10, 4e7
+    ScoreALD runs that run away: operator weight λ ≥ 3 deblur, λ ≥ 10 box     ≥ 5e3 (most NaN)
+      and sr4 at 50 steps, λ = 30 sr4 at 250 steps; λ = 1 deblur at 50
+      steps; λ = 1 with 2–3 steps (tiny nets and faces, 5 dB)
+    ====================================================================  =====================
+
+    So the bound (100 on the RMS ratio) is 3.7× above the largest healthy value of the chapters'
+    sweeps (26.9, DPS ζ′ = 30, MNIST, box) and about 2× below the smallest divergent one (195,
+    DPS ζ′ = 1e3, MNIST, sr4). ScoreALD is bimodal: a ratio ≈ 1, or a runaway by orders of
+    magnitude. Not caught: runs that go wrong more gently, e.g. the poster rule at λ = 1 with 50
+    steps on sr4 (ratio 13–15), or ScoreALD λ = 1 box inpainting at 6 steps (66; 6 dB on faces):
+    the bound tells runaway iterates from healthy ones, not bad reconstructions from good ones.
+    (On max |x_t| instead, DPS ζ′ = 30 reaches 420 on MNIST, above DPS ζ′ = 1e3 on sr4 at 419:
+    the largest pixel cannot separate them.)
+    """
+    a = schedule.alpha_bar(t)
+    return (DIVERGENCE_FACTOR if factor is None else factor) * (a**0.5 + (1 - a) ** 0.5)
 
 
 @dataclass
@@ -83,7 +143,7 @@ class _NoiseSource:
         if isinstance(seed, (list, tuple)):
             if len(seed) != batch:
                 raise ValueError(f"seed is a list of {len(seed)} seeds but the batch has {batch} images: give one seed per image")
-            self.generators = [make_generator(int(s)) for s in seed]
+            self.generators = [make_generator(s, f"seed[{i}]") for i, s in enumerate(seed)]
         else:
             self.generators = [make_generator(seed)]
 
@@ -97,8 +157,8 @@ class _NoiseSource:
 
 class _Recorder:
     def __init__(self, every: Optional[int], num_steps: int):
-        if every is not None and (not isinstance(every, int) or every < 1):
-            raise ValueError(f"trajectory_every must be a positive integer or None, got {every!r}")
+        if every is not None:
+            every = as_int(every, "trajectory_every", positive=True, hint="or None to record nothing")
         self.every, self.n = every, num_steps
         self.timesteps, self.xs, self.x0s = [], [], []
 
@@ -112,18 +172,43 @@ class _Recorder:
         return SamplerResult(sample.detach().clamp(-1, 1), self.timesteps, self.xs, self.x0s, nfe, info)
 
 
-def _check_finite(x: torch.Tensor, method: str, t: int, i: int, n: int, param: str) -> None:
-    if not torch.isfinite(x).all():
-        raise SamplerDivergedError(
-            f"{method} diverged at timestep t={t} (step {i + 1} of {n}) with {param}: the iterate became NaN/Inf. "
-            "Reduce the step size (try 10× smaller)."
-        )
+class _DivergenceGuard:
+    """Checks a guided sampler's iterate after each step: finite, and each image's RMS within :func:`divergence_bound`.
+
+    ``ratio`` / ``rms_ratio`` keep the largest max |x_t| and RMS(x_t) over (√ᾱ_t + √(1 − ᾱ_t)) seen
+    (``info["max_iterate_ratio"]``, ``info["rms_iterate_ratio"]``), which the calibration records.
+    """
+
+    def __init__(self, schedule, method: str, n: int, param: str):
+        self.schedule, self.method, self.n, self.param = schedule, method, n, param
+        self.ratio = 0.0
+        self.rms_ratio = 0.0
+
+    def __call__(self, x: torch.Tensor, t_level: int, t: int, i: int) -> None:
+        """x: the iterate at training index ``t_level`` (−1: clean), produced by step i at timestep t."""
+        x = x.detach()
+        biggest = float(x.abs().max())
+        if not math.isfinite(biggest):
+            raise SamplerDivergedError(
+                f"{self.method} diverged at timestep t={t} (step {i + 1} of {self.n}) with {self.param}: the iterate "
+                "became NaN/Inf. Reduce the step size (try 10× smaller)."
+            )
+        scale = divergence_bound(self.schedule, t_level, factor=1.0)
+        rms = x.flatten(1).double().pow(2).mean(1).sqrt()
+        worst = int(rms.argmax())
+        self.ratio = max(self.ratio, biggest / scale)
+        self.rms_ratio = max(self.rms_ratio, float(rms[worst]) / scale)
+        if float(rms[worst]) > DIVERGENCE_FACTOR * scale:
+            raise SamplerDivergedError(
+                f"{self.method} diverged at timestep t={t} (step {i + 1} of {self.n}) with {self.param}: the RMS of "
+                f"x_t (image {worst} of the batch) is {float(rms[worst]):.3g}, more than {DIVERGENCE_FACTOR:g}× that of "
+                f"a healthy iterate (√ᾱ_t + √(1 − ᾱ_t) = {scale:.3g}; healthy runs stay below about 30×). "
+                "Reduce the step size (try 10× smaller)."
+            )
 
 
 def _check_positive(value, name: str) -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return as_float(value, name, positive=True)
 
 
 def _pairs(timesteps: list) -> list:
@@ -131,7 +216,7 @@ def _pairs(timesteps: list) -> list:
     return list(zip(timesteps, timesteps[1:] + [-1]))
 
 
-def _prepare_measurement(prior, operator: Operator, measurement: torch.Tensor) -> torch.Tensor:
+def _prepare_measurement(prior, operator: Operator, measurement: torch.Tensor, noise_std: float = 0.0) -> torch.Tensor:
     if not isinstance(operator, Operator):
         raise TypeError(f"operator must be a helpers.operators.Operator, got {type(operator).__name__}")
     if not torch.is_tensor(measurement):
@@ -145,13 +230,15 @@ def _prepare_measurement(prior, operator: Operator, measurement: torch.Tensor) -
             f"prior makes {size[0]}×{size[1]} images: build the operator with image_size={size[0]}"
         )
     shape = (measurement.shape[0], *prior.image_shape) if measurement.ndim == 4 else None
-    operator.check_measurement(measurement, shape or (1, *prior.image_shape))
+    operator.check_measurement(measurement, shape or (1, *prior.image_shape), noise_std=noise_std)
     return measurement.to(device=prior.device, dtype=prior.dtype)
 
 
 def _timesteps(prior, num_steps, spacing) -> list:
     T = prior.schedule.num_train_timesteps
-    return prior.schedule.timesteps(T if num_steps is None else num_steps, spacing)
+    n = T if num_steps is None else as_int(num_steps, "num_steps", min=1, max=T,
+                                            hint=f"the number of denoising steps (at most the {T} training steps)")
+    return prior.schedule.timesteps(n, spacing)
 
 
 def _denoise_loop(prior, x, timesteps, noise, clip, recorder, progress, desc, eta=None) -> torch.Tensor:
@@ -171,8 +258,7 @@ def _denoise_loop(prior, x, timesteps, noise, clip, recorder, progress, desc, et
 
 # ---------------------------------------------------------------------- unconditional
 def _sample_unconditional(prior, num_samples, num_steps, seed, clip, spacing, progress, every, eta) -> SamplerResult:
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    num_samples = as_int(num_samples, "num_samples", positive=True, hint="the number of images to draw")
     ts = _timesteps(prior, num_steps, spacing)
     noise = _NoiseSource(seed, num_samples, prior.image_shape, prior.device, prior.dtype)
     rec = _Recorder(every, len(ts))
@@ -212,7 +298,8 @@ def sample_ddim(
 ) -> SamplerResult:
     """DDIM sampling (Song et al. 2021, eq. 12): deterministic for η = 0, ancestral-like for η = 1."""
     return _sample_unconditional(prior, num_samples, num_steps, seed, clip_denoised, timestep_spacing, progress,
-                                 trajectory_every, eta=float(eta))
+                                 trajectory_every, eta=as_float(eta, "eta", nonnegative=True,
+                                                                hint="0 = deterministic DDIM, 1 = DDPM-like"))
 
 
 # ---------------------------------------------------------------------- SDEdit
@@ -248,17 +335,20 @@ def sdedit(
     trades fidelity (small t0) against realism (large t0).
     """
     y = _prepare_measurement(prior, operator, measurement)
-    if not isinstance(start_time, (int, float)) or not 0 < start_time <= 1:
-        raise ValueError(f"start_time (t0) must be in (0, 1], got {start_time!r}")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    guide = operator.pseudo_inverse(y) if start_image is None else start_image.to(device=prior.device, dtype=prior.dtype)
+    start_time = as_float(start_time, "start_time", min=0, min_open=True, max=1, hint="t0, a fraction of the T training steps")
+    repeats = as_int(repeats, "repeats", positive=True)
+    if start_image is None:
+        guide = operator.pseudo_inverse(y)
+    else:
+        _check_image(start_image, "start_image")
+        _check_value_range(start_image, "start_image", margin=IMAGE_MARGIN)
+        guide = start_image.to(device=prior.device, dtype=prior.dtype)
     if tuple(guide.shape[1:]) != tuple(prior.image_shape):
         raise ValueError(f"start_image has shape {tuple(guide.shape)} but the prior makes images of shape {prior.image_shape}")
+    if guide.shape[0] != y.shape[0]:
+        raise ValueError(f"start_image has {guide.shape[0]} images but measurement has {y.shape[0]}: give one per measurement")
     T = prior.schedule.num_train_timesteps
-    n_full = T if num_steps is None else num_steps
-    if not isinstance(n_full, int) or not 1 <= n_full <= T:
-        raise ValueError(f"num_steps must be an integer between 1 and {T}, got {num_steps!r}")
+    n_full = T if num_steps is None else as_int(num_steps, "num_steps", min=1, max=T)
     t_start = int(round(start_time * (T - 1)))
     n = max(1, int(round(start_time * n_full)))
     ts = [t_start] if n == 1 else sorted(set(np.linspace(0, t_start, n).round().astype(int).tolist()), reverse=True)
@@ -381,17 +471,15 @@ def score_ald(
     Shapes: ``measurement`` is (B, C, h, w) = ``operator.output_shape``; the sample is
     (B, C, H, W) in [-1, 1] on the prior's device. ``info`` records the rule choices.
     """
-    y = _prepare_measurement(prior, operator, measurement)
+    noise_std = as_float(noise_std, "noise_std", nonnegative=True, hint="σ_y in model-space units [-1, 1]")
+    y = _prepare_measurement(prior, operator, measurement, noise_std)
     step_size = _check_positive(step_size, "step_size")
-    if not (isinstance(noise_std, (int, float)) and noise_std >= 0):
-        raise ValueError(f"noise_std (σ_y, model space) must be >= 0, got {noise_std!r}")
     if step_rule not in ("langevin", "poster"):
         raise ValueError(f"step_rule must be 'langevin' or 'poster', got {step_rule!r}")
     if likelihood_weight not in LIKELIHOOD_WEIGHTS:
         raise ValueError(f"likelihood_weight must be 'operator' (σ_y² + γ_t² (A Aᵀ)_ii) or 'orthonormal' "
                          f"(σ_y² + γ_t², the poster's), got {likelihood_weight!r}")
-    if not isinstance(corrector_steps, int) or isinstance(corrector_steps, bool) or corrector_steps < 0:
-        raise ValueError(f"corrector_steps must be an integer >= 0 (Langevin steps per level), got {corrector_steps!r}")
+    corrector_steps = as_int(corrector_steps, "corrector_steps", min=0, hint="Langevin steps per level")
     corrector_step_size = _check_positive(corrector_step_size, "corrector_step_size")
     sched = prior.schedule
     ts = _timesteps(prior, num_steps, timestep_spacing)
@@ -402,6 +490,9 @@ def score_ald(
         wide = torch.float32 if torch.device(prior.device).type == "mps" else torch.float64  # MPS has no float64
         gain = operator.aat_diagonal((1, *prior.image_shape), device=prior.device, dtype=wide)
     gamma2_last = sched.alpha_bar(ts[-1]) ** -1 - 1  # γ_L² of the corrector step size
+    guard = _DivergenceGuard(sched, "ScoreALD", len(ts), f"step_size={step_size:g} (step_rule={step_rule!r})")
+    corrector_guard = _DivergenceGuard(sched, "ScoreALD corrector", len(ts),
+                                       f"corrector_step_size={corrector_step_size:g}, step_size={step_size:g}")
     nfe = 0
     x = noise()
     for i, (t, t_prev) in enumerate(tqdm(_pairs(ts), desc="ScoreALD", disable=not progress, leave=False)):
@@ -415,7 +506,7 @@ def score_ald(
         langevin_step = gamma2 - gamma2_prev if step_rule == "langevin" else 1.0
         weight = step_size * langevin_step / (2 * (noise_std**2 + gamma2))
         x = out.prev_sample - sched.alpha_bar(t_prev) ** 0.5 * weight * grad
-        _check_finite(x, "ScoreALD", t, i, len(ts), f"step_size={step_size:g} (step_rule={step_rule!r})")
+        guard(x, t_prev, t, i)
         # corrector: Langevin steps at the level c = t_prev just reached
         if t_prev >= 0:
             c, a_c, gamma2_c = t_prev, sched.alpha_bar(t_prev), gamma2_prev
@@ -429,11 +520,12 @@ def score_ald(
                     operator, y, x_ve, gamma2_c, noise_std, gain)
                 x_ve = x_ve + alpha_c * (score_ve - likelihood) + (2 * alpha_c) ** 0.5 * noise()
                 x = a_c**0.5 * x_ve
-                _check_finite(x, "ScoreALD corrector", c, i, len(ts),
-                              f"corrector_step_size={corrector_step_size:g}, step_size={step_size:g}")
+                corrector_guard(x, c, c, i)
         rec(i, t, x, out.pred_original_sample)
     return rec.result(x, nfe=nfe, likelihood_weight=likelihood_weight, corrector_steps=corrector_steps,
-                      corrector_step_size=corrector_step_size)
+                      corrector_step_size=corrector_step_size,
+                      max_iterate_ratio=max(guard.ratio, corrector_guard.ratio),
+                      rms_iterate_ratio=max(guard.rms_ratio, corrector_guard.rms_ratio))
 
 
 # ---------------------------------------------------------------------- DPS
@@ -510,12 +602,14 @@ def dps(
     noise = _NoiseSource(seed, y.shape[0], prior.image_shape, prior.device, prior.dtype)
     rec = _Recorder(trajectory_every, len(ts))
     residuals = []
+    guard = _DivergenceGuard(sched, "DPS", len(ts), f"step_size ζ′={step_size:g}")
     x = noise()
     for i, (t, t_prev) in enumerate(tqdm(_pairs(ts), desc="DPS", disable=not progress, leave=False)):
         grad, residual_norm, eps = dps_gradient(prior, operator, y, x, t, clip_denoised)
         out = sched.ddpm_step(eps, t, t_prev, x, noise() if t > 0 else None, clip_sample=clip_denoised)
         x = out.prev_sample - 2 * step_size * grad  # = x'_{t-1} − ζ_t ∇‖r‖², ζ_t = ζ′/‖r‖
         residuals.append(residual_norm.cpu())
-        _check_finite(x, "DPS", t, i, len(ts), f"step_size ζ′={step_size:g}")
+        guard(x, t_prev, t, i)
         rec(i, t, x, out.pred_original_sample)
-    return rec.result(x, nfe=len(ts), residual_norm=torch.stack(residuals))
+    return rec.result(x, nfe=len(ts), residual_norm=torch.stack(residuals), max_iterate_ratio=guard.ratio,
+                      rms_iterate_ratio=guard.rms_ratio)

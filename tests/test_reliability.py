@@ -437,3 +437,193 @@ def test_step_size_update_bad_settings(tiny_prior, image):
                       (dict(seed=2.5), "seed")]:
         with pytest.raises(ValueError, match=name):
             ex.update(**bad)
+
+
+# =========================================================================== samplers, operators, schedule
+from helpers import operators as O  # noqa: E402
+from helpers import samplers as S  # noqa: E402
+from helpers.schedule import NoiseSchedule  # noqa: E402
+
+
+def _x(n=1):
+    return torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def _y(op=None, n=1):
+    op = op or O.BoxInpainting(8, 4)
+    return op.measure(torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1, 0.05, seed=0)
+
+
+# --------------------------------------------------------------------------- divergence caught by size
+@pytest.fixture(scope="module")
+def faces_prior():
+    return P.load_prior("faces", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def faces_truth():
+    return D.to_model_space(torch.as_tensor(D.face_dataset("test", size=32, n=1, progress=False)[0][:1]))
+
+
+@pytest.mark.parametrize("method, kwargs, param", [
+    ("dps", dict(step_size=1e3), "ζ′=1000"),
+    ("dps", dict(step_size=1e6), "ζ′=1e+06"),
+    ("score_ald", dict(step_size=1.0, step_rule="poster", likelihood_weight="orthonormal"), "step_rule='poster'"),
+    ("score_ald", dict(step_size=1.0, step_rule="poster"), "step_rule='poster'"),
+])
+def test_runaway_step_sizes_raise_diverged_by_size(faces_prior, faces_truth, method, kwargs, param):
+    """On the bundled faces prior (deblurring, 50 steps) these settings used to return saturated 5-7 dB images."""
+    from helpers.evaluation.tasks import build_task
+
+    op = build_task("deblur", 32).operator
+    y = op.measure(faces_truth, noise_std=0.05, seed=0)
+    with pytest.raises(S.SamplerDivergedError) as err:
+        getattr(S, method)(faces_prior, op, y, num_steps=50, seed=[0], progress=False, **kwargs)
+    msg = str(err.value)
+    assert param in msg and "timestep t=" in msg and "smaller" in msg
+    assert ("RMS" in msg) or ("NaN" in msg)
+
+
+@pytest.mark.parametrize("method, kwargs", [
+    ("dps", dict(step_size=1.0)), ("dps", dict(step_size=30.0)), ("score_ald", dict(step_size=1.0)),
+    ("score_ald", dict(step_size=1e-3, step_rule="poster", likelihood_weight="orthonormal")),
+])
+def test_healthy_runs_stay_far_below_the_bound(faces_prior, faces_truth, method, kwargs):
+    from helpers.evaluation.tasks import build_task
+
+    op = build_task("box", 32).operator
+    y = op.measure(faces_truth, noise_std=0.05, seed=0)
+    r = getattr(S, method)(faces_prior, op, y, num_steps=50, seed=[0], progress=False, **kwargs)
+    assert r.info["rms_iterate_ratio"] < S.DIVERGENCE_FACTOR / 3
+
+
+def test_dps_caught_by_size_before_any_nan(tiny_prior):
+    """ζ′ = 1e6 on a tiny net: finite but runaway; the message gives the RMS, not NaN."""
+    op = O.BoxInpainting(8, 4)
+    with pytest.raises(S.SamplerDivergedError, match=r"RMS of x_t .* more than 100× .* step_size ζ′=1e\+06|"
+                                                     r"step_size ζ′=1e\+06.*RMS"):
+        S.dps(tiny_prior, op, _y(op), num_steps=4, step_size=1e6, progress=False)
+
+
+def test_divergence_bound_follows_the_schedule():
+    sched = NoiseSchedule.linear()
+    assert S.divergence_bound(sched, -1) == pytest.approx(S.DIVERGENCE_FACTOR)
+    a = sched.alpha_bar(500)
+    assert S.divergence_bound(sched, 500) == pytest.approx(S.DIVERGENCE_FACTOR * (a**0.5 + (1 - a) ** 0.5))
+
+
+# --------------------------------------------------------------------------- bad images and measurements
+_NAN = torch.full((1, 3, 8, 8), float("nan"))
+_255 = torch.full((1, 3, 8, 8), 200.0)
+_HALF = torch.full((1, 3, 8, 8), 2.5)
+
+
+@pytest.mark.parametrize("call, error, names", [
+    (lambda p: S.sdedit(p, O.Denoising(), _y(), start_image=_NAN, progress=False), ValueError, ["start_image", "NaN"]),
+    (lambda p: S.sdedit(p, O.Denoising(), _y(), start_image=_255, progress=False), ValueError, ["start_image", "0..255"]),
+    (lambda p: S.sdedit(p, O.Denoising(), _255, progress=False), ValueError, ["measurement", "0..255"]),
+    (lambda p: S.sdedit(p, O.Denoising(), _y(), start_image=_y().to(torch.uint8), progress=False), TypeError,
+     ["start_image", "uint8"]),
+    (lambda p: S.dps(p, O.Denoising(), _NAN, progress=False), ValueError, ["measurement", "NaN"]),
+    (lambda p: S.dps(p, O.Denoising(), _HALF, progress=False), ValueError, ["measurement", "accepted: [-2, 2]"]),
+    (lambda p: S.dps(p, O.Denoising(), _255.to(torch.uint8), progress=False), TypeError, ["measurement", "uint8"]),
+    (lambda p: S.score_ald(p, O.Denoising(), _255, progress=False), ValueError, ["measurement", "0..255"]),
+    (lambda p: S.score_ald(p, O.Denoising(), torch.full((1, 3, 8, 8), -5.0), progress=False), ValueError,
+     ["measurement", "not a model-space image"]),
+    (lambda p: S.sample_ddim(p, 1, num_steps=2, eta=float("nan"), progress=False), ValueError, ["eta"]),
+    (lambda p: S.sample_ddim(p, 1, num_steps=2, eta=-1, progress=False), ValueError, ["eta"]),
+    (lambda p: S.score_ald(p, O.Denoising(), _y(), noise_std=float("nan"), progress=False), ValueError, ["noise_std"]),
+    (lambda p: S.sdedit(p, O.Denoising(), _y(), start_time=float("nan"), progress=False), ValueError, ["start_time"]),
+    (lambda p: O.Denoising().measure(_255), ValueError, ["x", "0..255"]),
+    (lambda p: O.GaussianBlur(3, 1).measure(_255 / 150), ValueError, ["x", "[0, 1] image space"]),
+    (lambda p: O.GaussianBlur(3, 1).measure(_NAN), ValueError, ["x", "NaN"]),
+    (lambda p: O.Denoising().measure(_x(), noise_std=float("nan")), ValueError, ["noise_std"]),
+    (lambda p: O.GaussianNoise(float("inf")), ValueError, ["std"]),
+])
+def test_bad_images_and_measurements_name_the_argument(tiny_prior, call, error, names):
+    with pytest.raises(error) as err:
+        call(tiny_prior)
+    for name in names:
+        assert name in str(err.value), (name, str(err.value))
+
+
+# --------------------------------------------------------------------------- empty batches
+@pytest.mark.parametrize("call, name", [
+    (lambda p: O.Denoising().measure(torch.zeros(0, 3, 8, 8)), "x"),
+    (lambda p: S.dps(p, O.Denoising(), torch.zeros(0, 3, 8, 8), progress=False), "measurement"),
+    (lambda p: S.sdedit(p, O.Denoising(), torch.zeros(0, 3, 8, 8), progress=False), "measurement"),
+    (lambda p: S.score_ald(p, O.Denoising(), torch.zeros(0, 3, 8, 8), progress=False), "measurement"),
+    (lambda p: S.sample_ddpm(p, 0, num_steps=2, progress=False), "num_samples"),
+    (lambda p: S.dps(p, O.Denoising(), _y(), num_steps=2, seed=[], progress=False), "seed"),
+])
+def test_empty_batches_are_refused(tiny_prior, call, name):
+    with pytest.raises(ValueError, match=re.escape(name)):
+        call(tiny_prior)
+
+
+# --------------------------------------------------------------------------- integer tensors in operators
+@pytest.mark.parametrize("op", [O.GaussianBlur(9, 1), O.Denoising(), O.BoxInpainting(16, 8), O.SuperResolution(2),
+                                O.RandomInpainting(16, 0.5)], ids=repr)
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_integer_images_are_refused_not_zeroed(op, dtype):
+    x = torch.ones(1, 3, 16, 16, dtype=dtype)
+    for call in (lambda: op.measure(x), lambda: op.measure(x, noise_std=0.05), lambda: op(x)):
+        with pytest.raises(TypeError, match=r"x has dtype .*(floating-point|0\.\.255)"):
+            call()
+
+
+# --------------------------------------------------------------------------- numpy / torch scalars
+@pytest.mark.parametrize("call", [
+    lambda p: S.dps(p, O.Denoising(), _y(), num_steps=np.int64(2), step_size=np.float32(1.0), seed=np.int64(3),
+                    progress=False),
+    lambda p: S.score_ald(p, O.Denoising(), _y(), num_steps=torch.tensor(20), step_size=torch.tensor(1.0),
+                          noise_std=np.float32(0.05), corrector_steps=np.int64(1), progress=False),
+    lambda p: S.sdedit(p, O.Denoising(), _y(), start_time=np.float32(0.5), num_steps=np.int32(4),
+                       repeats=torch.tensor(1), seed=[np.int64(1)], progress=False),
+    lambda p: S.sample_ddim(p, np.int64(1), num_steps=torch.tensor(2), eta=np.float32(0.5), progress=False,
+                            trajectory_every=np.int64(1)),
+    lambda p: O.BoxInpainting(32.0, 16),
+    lambda p: O.BoxInpainting(np.int64(8), torch.tensor(4), center=(np.float32(4), 4)),
+    lambda p: O.GaussianBlur(np.int64(3), np.float32(1.0)).measure(_x(), noise_std=torch.tensor(0.05), seed=np.int64(2)),
+    lambda p: O.SuperResolution(np.int64(2)),
+    lambda p: O.RandomInpainting(8, np.float32(0.5), seed=np.int64(3)),
+    lambda p: NoiseSchedule.linear(np.int64(100), np.float32(1e-4), torch.tensor(0.02)).timesteps(torch.tensor(5)),
+    lambda p: p.schedule.ddim_step(torch.zeros(1, 3, 8, 8), np.int64(10), torch.tensor(5), torch.zeros(1, 3, 8, 8),
+                                   eta=np.float32(0.0)),
+])
+def test_numpy_and_torch_scalars_are_accepted(tiny_prior, call):
+    call(tiny_prior)
+
+
+def test_numpy_seed_gives_the_same_image_as_the_int(tiny_prior):
+    a = S.dps(tiny_prior, O.Denoising(), _y(), num_steps=2, seed=3, progress=False).sample
+    b = S.dps(tiny_prior, O.Denoising(), _y(), num_steps=2, seed=np.int64(3), progress=False).sample
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("call, error, name", [
+    (lambda p: S.dps(p, O.Denoising(), _y(), num_steps=2, seed=2**64, progress=False), ValueError, "seed"),
+    (lambda p: S.dps(p, O.Denoising(), _y(), num_steps=2, seed=-1, progress=False), ValueError, "seed"),
+    (lambda p: S.dps(p, O.Denoising(), _y(), num_steps=2, seed=[2**64], progress=False), ValueError, "seed[0]"),
+    (lambda p: S.dps(p, O.Denoising(), _y(), num_steps=2, seed=1.5, progress=False), TypeError, "seed"),
+    (lambda p: O.Denoising().measure(_x(), seed=2**64), ValueError, "seed"),
+    (lambda p: S.dps(p, O.Denoising(), _y(), num_steps=2.5, progress=False), ValueError, "num_steps"),
+    (lambda p: S.dps(p, O.Denoising(), _y(), num_steps=2, step_size=True, progress=False), TypeError, "step_size"),
+    (lambda p: S.dps(p, O.Denoising(), _y(), num_steps=2, step_size=float("inf"), progress=False), ValueError,
+     "step_size"),
+    (lambda p: S.score_ald(p, O.Denoising(), _y(), num_steps=2, corrector_steps=1.5, progress=False), ValueError,
+     "corrector_steps"),
+    (lambda p: S.sdedit(p, O.Denoising(), _y(), repeats=0, progress=False), ValueError, "repeats"),
+    (lambda p: O.BoxInpainting(32.5, 16), ValueError, "image_size"),
+    (lambda p: O.BoxInpainting(32, "16"), TypeError, "box_size"),
+    (lambda p: O.GaussianBlur(4, 1.0), ValueError, "kernel_size"),
+    (lambda p: O.GaussianBlur(3, float("nan")), ValueError, "std"),
+    (lambda p: O.SuperResolution(0), ValueError, "factor"),
+    (lambda p: O.RandomInpainting(8, 1.5), ValueError, "keep_fraction"),
+    (lambda p: NoiseSchedule.linear().timesteps(0), ValueError, "num_steps"),
+    (lambda p: p.schedule.ddim_step(torch.zeros(1), 10, 5, torch.zeros(1), eta=float("nan")), ValueError, "eta"),
+    (lambda p: p.schedule.add_noise(torch.zeros(1), torch.zeros(1), 2.5), TypeError, "t"),
+])
+def test_bad_numbers_name_the_argument(tiny_prior, call, error, name):
+    with pytest.raises(error, match=re.escape(name)):
+        call(tiny_prior)

@@ -86,7 +86,7 @@ def test_step_size_explorer_seed_and_direct_call(tiny_prior, image):
 
 
 def test_divergence_shows_message_and_does_not_raise(tiny_prior, image):
-    ex = step_size_explorer(tiny_prior, image, method="score_ald", num_steps=5, lpips=False,
+    ex = step_size_explorer(tiny_prior, image, method="score_ald", num_steps=5, lpips=False, step_size=1e-3,
                             sampler_kwargs={"step_rule": "poster"}, step_range=(1e-3, 1e12))
     assert ex.result.ok
     ex.step_slider.value = 1e12  # λ far too large for the poster rule: the iterate overflows
@@ -120,3 +120,14 @@ def test_rejects_bad_image(tiny_prior):
         sdedit_explorer(tiny_prior, torch.full((3, 8, 8), 2.0), lpips=False)
     with pytest.raises(ValueError, match="shape"):
         sdedit_explorer(tiny_prior, torch.rand(3, 16, 16), lpips=False)
+
+
+def test_runaway_without_nan_shows_the_message_in_place_of_the_image(tiny_prior, image):
+    """DPS at ζ′ = 1e6 stays finite but runs away: the divergence bound stops it and the explorer shows why."""
+    ex = step_size_explorer(tiny_prior, image, method="dps", num_steps=4, lpips=False, step_size=1.0,
+                            step_range=(1e-3, 1e6))
+    assert ex.result.ok
+    ex.step_slider.value = 1e6
+    assert not ex.result.ok and ex.images["reconstruction"] is None
+    assert "RMS" in ex.message and "ζ′=1e+06" in ex.message and "smaller" in ex.message
+    assert "diverged" in ex.info.value
