@@ -64,6 +64,13 @@ error over the reported images (each image's values are first averaged over the 
   line style = noise level); ``bars_<task>.png`` -- bar charts per task.
 * ``config.json`` (settings, the chosen parameters, and under ``selection`` every value tried and
   whether the optimum is interior), ``command.txt`` (the exact command).
+* ``fingerprint.json`` -- what the rows depend on beyond their key (prior and a hash of its
+  weights, data set and a hash per image, LPIPS nets and minimum size, face measures, ScoreALD's
+  likelihood weight and step rule). A run into a folder of another configuration stops naming
+  the differing fields: give it its own ``--out``. A folder from before fingerprints is adopted
+  when its ``config.json`` agrees.
+* ``evaluate.lock`` -- while a run writes the folder: pid, host and start time. A second run on
+  the same folder stops and names that process; a lock whose process is gone is taken over.
 
 From Python, :func:`run_evaluation` takes an :class:`EvalConfig` and, optionally, the prior,
 the images (and face attributes) and the attribute classifiers to use instead of loading them.
@@ -94,6 +101,8 @@ from .evaluation.harness import (
     EvalConfig,
     EvalResult,
     ParameterSearch,
+    ResultsLockedError,
+    ResultsMismatchError,
     _mean_se,  # noqa: F401 - re-exported: findings and steps_curve import it from here
     _noise_str,  # noqa: F401 - re-exported
     per_image_values,
@@ -126,6 +135,8 @@ __all__ = [
     "EvalConfig",
     "EvalResult",
     "ParameterSearch",
+    "ResultsMismatchError",
+    "ResultsLockedError",
     "GridChoice",
     "blur_setting",
     "build_task",

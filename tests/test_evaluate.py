@@ -120,6 +120,7 @@ def test_restart_skips_finished_work(tiny_prior, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         ev.run_evaluation(cfg, prior=tiny_prior, images=images)
     assert len(calls) == 3 and len(_csv_rows(tmp_path / "results.csv")) == 2  # two images finished
+    assert not (tmp_path / "evaluate.lock").exists()  # an interrupted run releases its lock
 
     # an interruption in the middle of a write leaves a partial line: it is dropped, not parsed
     with open(tmp_path / "results.csv", "a") as fh:
@@ -222,7 +223,7 @@ def test_kept_images_are_the_scored_reconstructions(tiny_prior, tmp_path):
 
 def test_method_steps_give_each_sampler_its_own_step_count(tiny_prior, tmp_path):
     images = smooth_images(2)
-    cfg = ev.EvalConfig(prior="tiny", tasks=["deblur"], noise_levels=[0.05], methods=["sdedit", "score_ald", "dps"],
+    cfg = ev.EvalConfig(prior="tiny", tasks=["sr2"], noise_levels=[0.05], methods=["sdedit", "score_ald", "dps"],
                         n_images=2, n_select=0, steps=3, method_steps={"sdedit": 10, "dps": 5}, sdedit_t0s=[0.5],
                         lpips_nets=[], out_dir=str(tmp_path), progress=False)
     res = ev.run_evaluation(cfg, prior=tiny_prior, images=images)
@@ -430,3 +431,108 @@ def test_sdedit_sweep_figure_colours_tasks_and_styles_noise(tiny_prior, tmp_path
     assert len(lines) == 4 and len(set(looks)) == 4
     assert looks[0][0] == looks[1][0] != looks[2][0] == looks[3][0]  # deblur at both noise levels, then box
     assert looks[0][1] == looks[2][1] != looks[1][1] == looks[3][1]  # σ_y = 0.05 solid, σ_y = 0 dashed
+
+
+# ---------------------------------------------------------------------------- results keyed by what produced them
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from helpers.evaluation import harness as H  # noqa: E402
+
+
+def _quick_cfg(tmp_path, **kw):
+    base = dict(prior="tiny", tasks=["sr2"], noise_levels=[0.05], methods=["measurement", "baseline"], n_images=2,
+                n_select=0, steps=2, lpips_nets=[], out_dir=str(tmp_path), plots=False, progress=False)
+    base.update(kw)
+    return ev.EvalConfig(**base)
+
+
+def _other_prior():
+    from conftest import tiny_unet
+    from helpers.priors import Prior
+    from helpers.schedule import NoiseSchedule
+
+    return Prior(tiny_unet(seed=1), NoiseSchedule.linear(), name="tiny")  # same name, other weights
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(prior=_other_prior), "prior_weights_sha256"),
+    (dict(cfg=dict(prior="faces")), "prior"),
+    (dict(cfg=dict(lpips_nets=["alex"])), "lpips_nets"),
+    (dict(cfg=dict(ald_step_rule="poster")), "ald_step_rule"),
+    (dict(images=lambda: smooth_images(2, seed=5)), "image_hashes"),
+])
+def test_a_folder_of_another_configuration_is_refused(tiny_prior, tmp_path, change, field):
+    ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+    cfg = _quick_cfg(tmp_path, **change.get("cfg", {}))
+    prior = change["prior"]() if "prior" in change else tiny_prior
+    images = change["images"]() if "images" in change else smooth_images(2)
+    with pytest.raises(H.ResultsMismatchError, match=re.escape(field)) as err:
+        ev.run_evaluation(cfg, prior=prior, images=images)
+    assert "--out" in str(err.value)
+    assert not (tmp_path / H.LOCK_FILE).exists()  # the lock is released on the error
+
+
+def test_more_images_extend_the_fingerprint(tiny_prior, tmp_path):
+    ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+    res = ev.run_evaluation(_quick_cfg(tmp_path, n_images=3), prior=tiny_prior, images=smooth_images(3))
+    assert res.skipped > 0 and res.computed > 0
+    assert len(json.loads((tmp_path / H.FINGERPRINT_FILE).read_text())["image_hashes"]) == 3
+
+
+def test_a_folder_without_fingerprint_is_adopted_when_its_config_matches(tiny_prior, tmp_path):
+    ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+    (tmp_path / H.FINGERPRINT_FILE).unlink()  # as written before fingerprints existed
+    assert H.read_results(tmp_path / "results.csv")  # readable without one
+    res = ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+    assert res.computed == 0 and (tmp_path / H.FINGERPRINT_FILE).is_file()
+    # config.json of another prior: refused, naming the field
+    (tmp_path / H.FINGERPRINT_FILE).unlink()
+    cfg_json = json.loads((tmp_path / "config.json").read_text())
+    cfg_json.update(prior="mnist", prior_name="mnist")
+    (tmp_path / "config.json").write_text(json.dumps(cfg_json))
+    with pytest.raises(H.ResultsMismatchError, match="prior: folder has 'mnist'"):
+        ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+
+
+def test_an_interrupted_legacy_folder_is_adopted_by_its_rows_prior(tiny_prior, tmp_path):
+    ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+    for name in (H.FINGERPRINT_FILE, "config.json"):
+        (tmp_path / name).unlink()
+    with pytest.warns(UserWarning, match="adopting"):
+        res = ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+    assert res.computed == 0
+    for name in (H.FINGERPRINT_FILE, "config.json"):
+        (tmp_path / name).unlink()
+    text = (tmp_path / "results.csv").read_text().replace(",tiny,", ",faces,")
+    (tmp_path / "results.csv").write_text(text)
+    with pytest.raises(H.ResultsMismatchError, match="faces"):
+        ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+
+
+def test_a_second_process_is_told_who_holds_the_folder(tiny_prior, tmp_path):
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-01-02T03:04:05",
+              "command": "python -m helpers.evaluate --prior faces"}
+    (tmp_path / H.LOCK_FILE).write_text(json.dumps(holder))
+    with pytest.raises(H.ResultsLockedError) as err:
+        ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+    msg = str(err.value)
+    assert str(os.getppid()) in msg and socket.gethostname() in msg and "2026-01-02T03:04:05" in msg
+    assert not (tmp_path / "results.csv").exists()  # nothing written
+    holder.update(host="another-host", pid=1)  # another machine: never taken over
+    (tmp_path / H.LOCK_FILE).write_text(json.dumps(holder))
+    with pytest.raises(H.ResultsLockedError, match="another-host"):
+        ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+
+
+def test_a_stale_lock_is_taken_over_with_a_warning(tiny_prior, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / H.LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
+                                                     "started": "2026-01-02T03:04:05"}))
+    with pytest.warns(UserWarning, match=f"process {dead.pid}.*no\\s+longer runs"):
+        res = ev.run_evaluation(_quick_cfg(tmp_path), prior=tiny_prior, images=smooth_images(2))
+    assert res.computed > 0 and not (tmp_path / H.LOCK_FILE).exists()

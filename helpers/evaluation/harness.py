@@ -10,6 +10,19 @@ seed) -- the key (:data:`KEY_FIELDS`). Rows are appended, flushed and synced as 
 finishes; a restarted run reads the file and skips every key already there, so an interrupted
 run loses at most one batch, and a rerun of the same command computes nothing. Values added to
 a grid by widening are keyed like any other (``lambda=9;rule=langevin;steps=100``).
+
+**What the rows depend on beyond their key** -- the prior (name and a hash of its weights), the
+data set and the images at each index, the LPIPS protocol (nets, minimum size), the face
+measures, ScoreALD's likelihood weight and step rule, the measurement-noise seeds -- is stored as
+``fingerprint.json`` (:func:`results_fingerprint`) in the folder. A run into a folder written by
+another configuration stops with :class:`ResultsMismatchError` naming the differing fields. A
+folder without a fingerprint (written before fingerprints existed) is adopted when its
+``config.json`` agrees (or, with no ``config.json``, when its rows name the same prior); reading
+results (:func:`read_results`) needs no fingerprint.
+
+**One writer per folder**: ``evaluate.lock`` holds the pid, host and start time of the process
+writing the folder; a second process stops with :class:`ResultsLockedError` saying which process
+holds it. A lock left by a process that no longer runs (same host) is taken over with a warning.
 """
 
 from __future__ import annotations
@@ -19,8 +32,11 @@ import dataclasses
 import io
 import json
 import math
+import hashlib
 import os
+import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -44,6 +60,11 @@ __all__ = [
     "per_image_values",
     "summarize",
     "MIN_SELECT_IMAGES",
+    "results_fingerprint",
+    "ResultsMismatchError",
+    "ResultsLockedError",
+    "FINGERPRINT_FILE",
+    "LOCK_FILE",
 ]
 
 METHODS = ("measurement", "baseline", "sdedit", "score_ald", "dps")
@@ -217,6 +238,201 @@ def _append_rows(path: Path, rows: list[dict]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------------------- what produced the rows
+FINGERPRINT_FILE = "fingerprint.json"
+LOCK_FILE = "evaluate.lock"
+#: ScoreALD's likelihood weight as the harness runs it (score_ald's default)
+ALD_LIKELIHOOD_WEIGHT = "operator"
+#: fields of config.json (written by every version) that a folder without a fingerprint must match
+_LEGACY_FIELDS = ("prior", "dataset", "lpips_nets", "face_measures", "ald_step_rule")
+
+
+class ResultsMismatchError(ValueError):
+    """The ``--out`` folder holds rows produced by another configuration (prior, data, LPIPS, ...)."""
+
+
+class ResultsLockedError(RuntimeError):
+    """Another process is writing the ``--out`` folder."""
+
+
+def _prior_digest(prior) -> str:
+    """SHA-256 (16 hex digits) of the prior's weights: the UNet's state dict, or a Gaussian prior's mean and covariance."""
+    h = hashlib.sha256()
+    module = getattr(prior, "unet", None)
+    if isinstance(module, torch.nn.Module):
+        tensors = sorted(module.state_dict().items())
+    else:
+        tensors = sorted((k, v) for k, v in vars(prior).items() if torch.is_tensor(v))
+    if not tensors:
+        return "unknown"
+    for name, t in tensors:
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().to(torch.float32 if t.is_floating_point() else t.dtype).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _image_hashes(images: torch.Tensor) -> list:
+    """A short hash per image (float32 bytes): the images the rows of each index were computed on."""
+    arr = images.detach().cpu().float().numpy()
+    return [hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:12] for a in arr]
+
+
+def results_fingerprint(cfg: EvalConfig, prior, images: torch.Tensor, face_measures: bool) -> dict:
+    """What determines a row of ``results.csv`` beyond its key (method, params, task, noise, image, seed)."""
+    from ..metrics import LPIPS_MIN_SIZE
+
+    return {
+        "version": 1,
+        "prior": str(cfg.prior),
+        "prior_name": str(getattr(prior, "name", cfg.prior)),
+        "prior_weights_sha256": _prior_digest(prior),
+        "image_shape": [int(s) for s in prior.image_shape],
+        "dataset": cfg.dataset,
+        "lpips_nets": sorted(str(n) for n in cfg.lpips_nets),
+        "lpips_min_size": int(LPIPS_MIN_SIZE),
+        "face_measures": bool(face_measures),
+        "ald_likelihood_weight": ALD_LIKELIHOOD_WEIGHT,
+        "ald_step_rule": cfg.ald_step_rule,
+        "noise_seed": "7000000 + image",
+        "sample_seed": "1000003*seed + image",
+        "image_hashes": _image_hashes(images),
+    }
+
+
+def _differences(stored: dict, current: dict) -> list:
+    """'field: folder has X, this run Y' for each field that differs (images compared where both have one)."""
+    out = []
+    for k in sorted(set(stored) | set(current)):
+        a, b = stored.get(k), current.get(k)
+        if k == "image_hashes":
+            a, b = a or [], b or []
+            bad = [i for i, (u, v) in enumerate(zip(a, b)) if u != v]
+            if bad:
+                out.append(f"image_hashes: the images differ at index {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+        elif a != b:
+            out.append(f"{k}: folder has {a!r}, this run {b!r}")
+    return out
+
+
+def _check_fingerprint(out: Path, cfg: EvalConfig, prior, current: dict) -> None:
+    """Write the fingerprint into a new folder, check it against an existing one, adopt a folder without one."""
+    fp_path, csv_path, cfg_path = out / FINGERPRINT_FILE, out / "results.csv", out / "config.json"
+    hint = f"use a separate --out folder for this configuration (or delete {out} to start over)"
+    hint_ = hint[0].upper() + hint[1:]
+    if fp_path.exists():
+        try:
+            stored = json.loads(fp_path.read_text())
+            if not isinstance(stored, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, OSError) as err:
+            raise ResultsMismatchError(f"{fp_path} is not a readable fingerprint ({err}); {hint}") from None
+        diff = _differences(stored, current)
+        if diff:
+            raise ResultsMismatchError(f"{out} holds results of another configuration: " + "; ".join(diff) + f". {hint_}")
+        if len(current["image_hashes"]) > len(stored.get("image_hashes") or []):  # more images now: remember them
+            _write_json(fp_path, current)
+        return
+    rows = read_results(csv_path)
+    if cfg_path.exists():
+        try:
+            old = json.loads(cfg_path.read_text())
+        except ValueError as err:
+            raise ResultsMismatchError(f"{cfg_path} is not JSON ({err}), so the rows of {out} cannot be checked; {hint}") from None
+        now = dataclasses.asdict(cfg)
+        diff = [f"{k}: folder has {old.get(k)!r}, this run {now.get(k)!r}" for k in _LEGACY_FIELDS
+                if k in old and _norm(old.get(k)) != _norm(now.get(k))]
+        if "prior_name" in old and old["prior_name"] != current["prior_name"]:
+            diff.append(f"prior_name: folder has {old['prior_name']!r}, this run {current['prior_name']!r}")
+        if diff:
+            raise ResultsMismatchError(f"{out} holds results of another configuration (from its config.json): "
+                                       + "; ".join(diff) + f". {hint_}")
+    elif rows:
+        names = sorted({r.get("prior", "") for r in rows})
+        if names != [current["prior_name"]]:
+            raise ResultsMismatchError(f"{out}/results.csv holds rows of prior(s) {names}, this run's prior is "
+                                       f"{current['prior_name']!r}; {hint}")
+        warnings.warn(f"{out} has results.csv but neither {FINGERPRINT_FILE} nor config.json: adopting its rows "
+                      f"(they name the same prior, {current['prior_name']!r})", stacklevel=3)
+    _write_json(fp_path, current)
+
+
+def _norm(v):
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class _FolderLock:
+    """``evaluate.lock`` in the results folder: created exclusively, removed on exit; a dead holder's is taken over."""
+
+    def __init__(self, out: Path, command: str = ""):
+        self.path, self.command, self.held = out / LOCK_FILE, command, False
+
+    def __enter__(self):
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "command": self.command[:300]}
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                try:
+                    holder = json.loads(self.path.read_text())
+                    pid, host = int(holder["pid"]), str(holder["host"])
+                except (ValueError, KeyError, TypeError, OSError):
+                    holder, pid, host = None, None, None
+                if holder is None:
+                    warnings.warn(f"{self.path} is unreadable (left by an interrupted process?): taking it over", stacklevel=3)
+                elif host == me["host"] and not _pid_alive(pid):
+                    warnings.warn(f"{self.path} was left by process {pid} (started {holder.get('started')}), which no "
+                                  "longer runs: taking it over", stacklevel=3)
+                elif pid == me["pid"] and host == me["host"]:
+                    raise ResultsLockedError(f"{self.path.parent} is already being written by this process "
+                                             "(a nested run_evaluation into the same folder)") from None
+                else:
+                    raise ResultsLockedError(
+                        f"{self.path.parent} is being written by process {pid} on {host} (started "
+                        f"{holder.get('started')}: {holder.get('command', '')}). Wait for it to finish or use another "
+                        f"--out folder; if that process is gone, delete {self.path}"
+                    ) from None
+                try:
+                    self.path.unlink()
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(me) + "\n")
+            self.held, self.me = True, me
+            return self
+        raise ResultsLockedError(f"could not take the lock {self.path}: another process keeps creating it")
+
+    def __exit__(self, *exc):
+        if self.held:
+            try:
+                if json.loads(self.path.read_text()).get("pid") == self.me["pid"]:
+                    self.path.unlink()
+            except (OSError, ValueError):
+                pass
+            self.held = False
+        return False
 
 
 # ---------------------------------------------------------------------------- plan
@@ -612,6 +828,13 @@ def run_evaluation(config: EvalConfig, *, prior=None, images=None, attrs: Option
 
     out = Path(cfg.out_dir or Path("results") / str(cfg.prior).replace("/", "_"))
     out.mkdir(parents=True, exist_ok=True)
+    with _FolderLock(out, cfg.command or f"run_evaluation(prior={cfg.prior!r})"):
+        _check_fingerprint(out, cfg, prior, results_fingerprint(cfg, prior, images[:n_total], bool(face_on)))
+        return _evaluate_into(out, cfg, prior, images, attrs, classifiers, n_total)
+
+
+def _evaluate_into(out: Path, cfg: EvalConfig, prior, images, attrs, classifiers, n_total: int) -> EvalResult:
+    """The body of :func:`run_evaluation`, with the folder locked and its fingerprint checked."""
     csv_path = out / "results.csv"
     runner = _Runner(cfg, prior, images, attrs, classifiers, csv_path)
     size = int(prior.image_shape[-1])
