@@ -124,6 +124,9 @@ class GaussianNoise:
         self.std = as_float(std, name, nonnegative=True, hint="a standard deviation in model-space units")
 
     def __call__(self, y: torch.Tensor, seed: SeedLike = 0) -> torch.Tensor:
+        if not torch.is_tensor(y):
+            raise TypeError(f"y must be a torch tensor, got {type(y).__name__}")
+        _check_dtype(y, "y")  # noise cast to an integer dtype would be rounded away (wrong std)
         if self.std == 0:
             return y.clone()
         gen = make_generator(seed)

@@ -566,6 +566,7 @@ def test_empty_batches_are_refused(tiny_prior, call, name):
                                 O.RandomInpainting(16, 0.5)], ids=repr)
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
 def test_integer_images_are_refused_not_zeroed(op, dtype):
+    """GaussianBlur used to return zeros for a long tensor (kernel cast to int); Denoising's noise had the wrong std."""
     x = torch.ones(1, 3, 16, 16, dtype=dtype)
     for call in (lambda: op.measure(x), lambda: op.measure(x, noise_std=0.05), lambda: op(x)):
         with pytest.raises(TypeError, match=r"x has dtype .*(floating-point|0\.\.255)"):
@@ -627,3 +628,8 @@ def test_numpy_seed_gives_the_same_image_as_the_int(tiny_prior):
 def test_bad_numbers_name_the_argument(tiny_prior, call, error, name):
     with pytest.raises(error, match=re.escape(name)):
         call(tiny_prior)
+
+
+def test_noise_on_an_integer_tensor_is_refused():
+    with pytest.raises(TypeError, match="y has dtype torch.int64"):
+        O.GaussianNoise(0.05)(torch.zeros(1, 3, 8, 8, dtype=torch.int64))
