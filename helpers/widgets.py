@@ -19,7 +19,8 @@ Design, so that the explorers stay responsive and can be tested without a browse
   ``explorer.num_runs`` counts the sampler runs actually made.
 * **Progress.** An ``IntProgress`` bar counts the network evaluations of the running sampler
   (the prior is wrapped so that each call of ``prior.eps`` advances it).
-* **No crash.** A sampler that diverges raises :class:`helpers.samplers.SamplerDivergedError`;
+* **No crash.** A sampler that diverges (NaN/Inf, or an iterate past
+  :func:`helpers.samplers.divergence_bound`) raises :class:`helpers.samplers.SamplerDivergedError`;
   the explorer catches it (and ``ValueError`` from an impossible setting) and shows the
   message where the image would be.
 * **Driving from code.** ``explorer.update(t0=0.6)`` sets widget values and recomputes once;

@@ -2,7 +2,10 @@
 
 Covers helpers._util (scalar validators), helpers.train (checkpoints, untrained exports,
 changed settings on resume, flag validation), helpers.priors (weights hash, broken JSON),
-helpers.data and helpers.face_measures (corrupt caches), helpers.widgets (bad settings).
+helpers.data and helpers.face_measures (corrupt caches), helpers.widgets (bad settings),
+helpers.samplers / operators / schedule (runaway iterates caught by the divergence bound, images and
+measurements range- and NaN-checked, integer tensors refused, empty batches, numpy/torch scalars).
+The evaluation folder's fingerprint and lock are tested in test_evaluate.py.
 """
 
 from __future__ import annotations
