@@ -142,6 +142,11 @@ def main(argv=None) -> None:
     print(f"{len(res['ran_away'])} runs listed as healthy ran away (RMS ratio >= {RUNAWAY:g}):")
     for r in res["ran_away"]:
         print("   ", *r[:5], f"rms ratio {r[-1][1]:.3g}")
+    unclear = [r for r in res["rows"] if r[0] != "divergent" and 30 <= r[-1][1] < RUNAWAY]
+    print(f"{len(unclear)} runs listed as healthy have an RMS ratio in [30, {RUNAWAY:g}) (runaway in progress or a "
+          "gentle failure: check the setting, e.g. too few steps for ScoreALD):")
+    for r in unclear:
+        print("   ", *r[:5], f"rms ratio {r[-1][1]:.3g}")
     for stat in ("max", "rms"):
         print(f"{stat}: largest healthy ratio {res['healthy_' + stat]:.3g}; largest on tiny random nets "
               f"{res['tiny_' + stat]:.3g}; smallest on divergent runs {res['divergent_' + stat]:.3g}")
