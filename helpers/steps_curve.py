@@ -147,6 +147,27 @@ def cheapest_steps(points: Sequence[CurvePoint], max_loss_db: float = 0.5) -> di
     return out
 
 
+def acceptable_steps(points: Sequence[CurvePoint], max_loss_db: float = 0.5, z: float = 1.645) -> dict[str, list]:
+    """Per method: the step counts whose PSNR loss is *not significantly above* ``max_loss_db`` on every
+    (task, noise): ``loss − z·se < max_loss_db`` (one-sided, 5 % for z = 1.645), ascending.
+
+    :func:`cheapest_steps` compares the mean loss alone, so a task whose loss is mostly noise (box
+    inpainting: every run invents the hidden region anew, standard errors near 1 dB) can reject a step count
+    that loses nothing measurable. This rule rejects a count only when the loss is shown to exceed the limit.
+    """
+    out: dict[str, list] = {}
+    for method in sorted({p.method for p in points}):
+        pts = [p for p in points if p.method == method]
+        ok = []
+        for n in sorted({p.steps for p in pts}):
+            cell = [p for p in pts if p.steps == n]
+            if cell and all(math.isfinite(p.psnr_loss_db) and p.psnr_loss_db - z * (p.psnr_loss_se if math.isfinite(p.psnr_loss_se) else 0.0)
+                            < max_loss_db for p in cell):
+                ok.append(n)
+        out[method] = ok
+    return out
+
+
 def _f(v: float, d: int) -> str:
     return "–" if not math.isfinite(v) else f"{v:.{d}f}"
 

@@ -93,7 +93,7 @@ def steps_table(folder: Path) -> Optional[str]:
     path = folder / "steps_curve.csv"
     if not path.exists():
         return None
-    from ..steps_curve import cheapest_steps, read_curve
+    from ..steps_curve import CPU_STEPS, acceptable_steps, cheapest_steps, read_curve
 
     points = read_curve(path)
     steps = sorted({p.steps for p in points})
@@ -106,9 +106,14 @@ def steps_table(folder: Path) -> Optional[str]:
             cells.append("–" if p is None else _fmt(p.psnr_loss_db, p.psnr_loss_se, 2))
         lines.append(f"| {METHOD_NAMES.get(method, method)} | {task} | " + " | ".join(cells) + " |")
     cheapest = cheapest_steps(points)
+    ok = acceptable_steps(points)
     lines.append("")
-    lines.append("Cheapest step count losing less than 0.5 dB PSNR on every task: "
-                 + ", ".join(f"{METHOD_NAMES.get(m, m)} {s}" for m, s in sorted(cheapest.items())) + ".")
+    lines.append("Cheapest step count whose mean PSNR loss is below 0.5 dB on every task: "
+                 + ", ".join(f"{METHOD_NAMES.get(m, m)} {s}" for m, s in sorted(cheapest.items())) + ". "
+                 "Step counts whose loss is not significantly above 0.5 dB on any task (loss − 1.645·s.e. < 0.5): "
+                 + "; ".join(f"{METHOD_NAMES.get(m, m)} {', '.join(str(s) for s in v)}" for m, v in sorted(ok.items()))
+                 + ". The chapters' CPU step counts: "
+                 + ", ".join(f"{METHOD_NAMES.get(m, m)} {s}" for m, s in sorted(CPU_STEPS.items())) + ".")
     return "\n".join(lines)
 
 
@@ -159,8 +164,8 @@ def render(results_dir: Path) -> str:
         out += ["## Steps (`faces-steps/`)", "",
                 "PSNR lost against the largest step count (paired over the reported faces, ± standard error; "
                 "parameters re-chosen at each count). The chapters' CPU step counts "
-                "(`helpers.steps_curve.CPU_STEPS`) are the cheapest counts that lose less than 0.5 dB, and a test "
-                "keeps them in step with this CSV; see `faces-steps/steps_curve.md`.", "", table, ""]
+                "(`helpers.steps_curve.CPU_STEPS`) must lose no significant quality against 1000 steps (a test checks "
+                "them against this CSV with `acceptable_steps`); see `faces-steps/steps_curve.md`.", "", table, ""]
     if (results_dir / "bench-faces.md").exists():
         out += ["## Speed", "", "[`bench-faces.md`](bench-faces.md): sampler overhead, DPS cost per step, peak "
                 "memory, batch scaling (`python -m helpers.bench --prior faces --threads 1 --out results/bench-faces.md`).", ""]
