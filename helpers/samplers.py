@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._util import as_float, as_int
-from .operators import Operator, _check_image, _check_value_range, make_generator
+from .operators import Operator, _check_image, _check_value_range, _warn_if_image_space, make_generator
 
 __all__ = [
     "SamplerResult",
@@ -342,6 +342,7 @@ def sdedit(
     else:
         _check_image(start_image, "start_image")
         _check_value_range(start_image, "start_image", margin=IMAGE_MARGIN)
+        _warn_if_image_space(start_image, "start_image")
         guide = start_image.to(device=prior.device, dtype=prior.dtype)
     if tuple(guide.shape[1:]) != tuple(prior.image_shape):
         raise ValueError(f"start_image has shape {tuple(guide.shape)} but the prior makes images of shape {prior.image_shape}")

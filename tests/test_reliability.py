@@ -550,6 +550,56 @@ def test_bad_images_and_measurements_name_the_argument(tiny_prior, call, error, 
         assert name in str(err.value), (name, str(err.value))
 
 
+# --------------------------------------------------------------------------- [0, 1] image space inside [-1, 1]
+@pytest.fixture(scope="module")
+def held_out_faces():
+    """The first 32 held-out faces, model space [-1, 1] (what the chapters and the evaluation use)."""
+    return D.to_model_space(torch.as_tensor(D.face_dataset("test", size=32, n=32, progress=False)[0]))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda p, y, x: S.sdedit(p, O.GaussianBlur(9, 1), (y + 1) / 2, num_steps=4, progress=False), "measurement"),
+    (lambda p, y, x: S.score_ald(p, O.GaussianBlur(9, 1), (y + 1) / 2, num_steps=4, step_size=0.01, progress=False), "measurement"),
+    (lambda p, y, x: S.dps(p, O.GaussianBlur(9, 1), (y + 1) / 2, num_steps=2, progress=False), "measurement"),
+    (lambda p, y, x: S.sdedit(p, O.GaussianBlur(9, 1), y, start_image=(x + 1) / 2, num_steps=4, progress=False),
+     "start_image"),
+    (lambda p, y, x: O.GaussianBlur(9, 1).measure((x + 1) / 2, noise_std=0.05), "x"),
+])
+def test_image_space_tensors_inside_the_model_range_warn(faces_prior, faces_truth, call, name):
+    """A [0, 1] image passes every range check ([0, 1] lies inside [-1, 1]); it must not pass silently."""
+    y = O.GaussianBlur(9, 1).measure(faces_truth, noise_std=0.05, seed=0)
+    with pytest.warns(O.ImageSpaceWarning) as record:
+        call(faces_prior, y, faces_truth)
+    message = str(record[0].message)
+    assert message.startswith(name + " ") and "[0, 1] image space" in message and "to_model_space" in message
+
+
+@pytest.mark.parametrize("task", ["deblur", "box", "box_eyes", "box_mouth", "random"])
+def test_model_space_faces_do_not_warn(held_out_faces, task):
+    """No false alarm on the faces the chapters use: the clean images and their measurements (σ_y 0.05 and 0)."""
+    import warnings
+
+    from helpers.evaluation.tasks import build_task
+
+    op = build_task(task, 32).operator
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", O.ImageSpaceWarning)
+        for noise in (0.05, 0.0):
+            y = op.measure(held_out_faces, noise_std=noise, seed=0)
+            for i in range(len(y)):
+                op.check_measurement(y[i : i + 1], (1, 3, 32, 32), noise_std=noise)
+
+
+def test_image_space_warning_skips_small_measurements(held_out_faces):
+    """A ×4 low-resolution 32-px face (8×8×3 values) is too small to judge: no warning either way."""
+    import warnings
+
+    op = O.SuperResolution(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", O.ImageSpaceWarning)
+        op.check_measurement(op.forward((held_out_faces[:4] + 1) / 2), (4, 3, 32, 32))
+
+
 # --------------------------------------------------------------------------- empty batches
 @pytest.mark.parametrize("call, name", [
     (lambda p: O.Denoising().measure(torch.zeros(0, 3, 8, 8)), "x"),
