@@ -31,7 +31,9 @@ Design, so that the explorers stay responsive and can be tested without a browse
 
 Sliders use ``continuous_update=False``: a computation starts when the slider is released.
 In a static page (the rendered book) the widgets show the state they had when the notebook
-ran, and moving them does nothing: there is no Python kernel behind them.
+ran, and moving them does nothing: there is no Python kernel behind them. For the rendered page,
+:mod:`helpers.static_explorer` writes static explorers (a precomputed grid of settings as
+self-contained HTML with a few lines of JavaScript) that the chapters show next to these widgets.
 """
 
 from __future__ import annotations
