@@ -1065,7 +1065,11 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
 
         signal.signal(signal.SIGTERM, _handler)
         signal.signal(signal.SIGINT, _handler)
-    return train(config, stop_flag=lambda: stop["flag"])
+    try:
+        return train(config, stop_flag=lambda: stop["flag"])
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        # A setting or file the user must change (each message names the flag or file): one line, not a traceback.
+        raise SystemExit(f"python -m helpers.train: error: {err}") from None
 
 
 if __name__ == "__main__":

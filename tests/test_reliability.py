@@ -170,6 +170,14 @@ def test_export_into_shipped_priors_needs_force(tmp_path, sub):
     assert not (T.PRETRAINED_DIR / "new_prior").exists()
 
 
+def test_cli_names_the_problem_without_a_traceback(tmp_path, capsys):
+    """--out into a shipped prior from the command line: SystemExit with the message, no ValueError traceback."""
+    with pytest.raises(SystemExit) as exc:
+        T.main(["--dataset", "mnist", "--out", "helpers/pretrained/mnist", "--steps", "1",
+                "--checkpoint-dir", str(tmp_path / "ck")])
+    assert "--force" in str(exc.value.code) and str(exc.value.code).startswith("python -m helpers.train: error:")
+
+
 def test_force_allows_a_folder_under_pretrained(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "PRETRAINED_DIR", tmp_path / "pretrained")
     out = tmp_path / "pretrained" / "mine"
