@@ -160,7 +160,7 @@ def _specs() -> dict:
             "dps", "DPS",
             (Param("step_size", "step size ζ′", DPS_STEP_SIZES, 1.0), noise),
             num_steps=int(CPU_STEPS["dps"]), operator="deblur",
-            notes="x̂₀ clipped to [-1, 1] (the official default)"),
+            notes="x̂₀ clipped to [-1, 1], the official default"),
     }
 
 
@@ -520,6 +520,7 @@ def _fmt(v, digits: int) -> str:
 
 
 def _caption(grid: dict) -> str:
+    """The caption's HTML (escaped text, the command in ``<code>``) from the grid's ``meta``."""
     m = grid.get("meta", {})
     parts = [f"Precomputed: {grid['method']} with the '{m.get('prior', '?')}' prior on the CPU "
              f"({m.get('image_size', '?')} px), {m.get('image', 'one image')}, {m.get('num_steps', '?')} steps"]
@@ -529,9 +530,9 @@ def _caption(grid: dict) -> str:
         parts.append(m["operator_description"])
     parts.append(f"sampler seed {m.get('seed', '?')}, measurement noise seed {m.get('measurement_seed', '?')}")
     parts.append("σ_y in model-space units [-1, 1]; PSNR and LPIPS (alex) against the ground truth in image space [0, 1]")
-    parts.append("every setting is a stored picture: nothing runs when a slider moves. "
-                 f"Recompute with `{m.get('command', 'python -m helpers.static_explorer')}`")
-    return "; ".join(parts) + "."
+    parts.append("every setting is a stored picture: nothing runs when a slider moves")
+    command = m.get("command", "python -m helpers.static_explorer")
+    return html.escape("; ".join(parts) + ". Recompute with ") + f"<code>{html.escape(command)}</code>."
 
 
 def render_html(grid: dict, *, root_id: Optional[str] = None, display_px: int = DISPLAY_PX) -> str:
@@ -578,7 +579,7 @@ def render_html(grid: dict, *, root_id: Optional[str] = None, display_px: int = 
         '<div class="explorer-controls">' + "".join(controls) + "</div>",
         '<div class="explorer-pictures">',
         f'<figure><img class="explorer-image" data-role="measurement" alt="{esc(meas_alt)}" '
-        f'src="{uri(point["measurement"])}"{size_css}><figcaption>measurement, 𝒜⁺y</figcaption></figure>',
+        f'src="{uri(point["measurement"])}"{size_css}><figcaption>measurement (A⁺y)</figcaption></figure>',
         f'<figure><img class="explorer-image" data-role="reconstruction" '
         f'alt="{esc(method + " reconstruction (" + ", ".join(words) + ")")}" src="{uri(point["reconstruction"])}"'
         f'{rec_style}><div class="explorer-message" role="status"{msg_style}>{esc(message)}</div>'
@@ -590,7 +591,7 @@ def render_html(grid: dict, *, root_id: Optional[str] = None, display_px: int = 
         f'{_fmt(point["psnr"], 2)}</span> dB, LPIPS <span class="explorer-metric" data-metric="lpips">'
         f'{_fmt(point["lpips"], 4)}</span> &nbsp;|&nbsp; measurement: PSNR <span class="explorer-metric" '
         f'data-metric="measurement_psnr">{_fmt(point["measurement_psnr"], 2)}</span> dB</div>',
-        f'<p class="explorer-caption">{esc(_caption(grid))}</p>',
+        f'<p class="explorer-caption">{_caption(grid)}</p>',
         f'<script type="application/json" class="explorer-data">{_json_for_script(grid)}</script>',
         "<script>" + _JS.replace("%(root_id)s", json.dumps(root_id)) + "</script>",
         "</div>",
@@ -627,7 +628,8 @@ class StaticExplorer:
     def __repr__(self) -> str:
         n = len(self.grid["points"])
         failed = sum(p["reconstruction"] is None for p in self.grid["points"])
-        return (f"StaticExplorer({self.chapter!r}: {n} settings, {failed} failed, from {self.path}; "
+        where = self.path.name if self.path is not None else "memory"
+        return (f"StaticExplorer({self.chapter!r}: {n} settings, {failed} failed, from {where}; "
                 "display it in a notebook to see the sliders)")
 
 
