@@ -201,3 +201,45 @@ def test_align_face_any_size():
     assert (small - down).abs().mean() < 0.03
     with pytest.raises(ValueError, match="landmarks"):
         af.aligned_photos(64, names=("mona_lisa",))
+
+
+# ------------------------------------------------------------------------------------- tasks per resolution
+def test_task_operators_at_256_use_the_aligned_boxes():
+    from helpers.evaluation.tasks import CHAPTER_TASKS, blur_setting, task_operators
+
+    tasks = task_operators(256)
+    assert list(tasks) == list(CHAPTER_TASKS) == ["deblur", "box", "box_eyes", "box_mouth", "random", "sr4"]
+    for part, name in (("mouth", "box_mouth"), ("eyes", "box_eyes")):
+        r0, r1, c0, c1 = af.part_box(part, 256)
+        mask = tasks[name].operator.mask[0, 0]
+        assert (mask[r0:r1, c0:c1] == 0).all()  # the part is hidden ...
+        assert int((mask == 0).sum()) == (r1 - r0) * (c1 - c0)  # ... and nothing else
+        assert int((mask == 0).sum()) < 256 * 256 / 9  # not a third of the image
+        assert "aligned face" in tasks[name].description
+    mouth_rows = (tasks["box_mouth"].operator.mask[0, 0] == 0).any(1).nonzero().flatten()
+    assert int(mouth_rows.min()) == 166 and int(mouth_rows.max()) == 217
+    assert (tasks["deblur"].operator.kernel_size, tasks["deblur"].operator.std) == blur_setting(256) == (61, 3.0)
+    assert tasks["box"].operator.box == (64, 64, 128, 128)  # DPS's 128×128 centred box
+    assert tasks["sr4"].operator.factor == 4
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    for t in tasks.values():
+        assert torch.isfinite(t.operator(x)).all()
+
+
+def test_task_operators_at_32_are_build_tasks():
+    from helpers.evaluation.tasks import build_face_task, build_task, face_layout, task_operators
+
+    tasks = task_operators(32)
+    for name, task in tasks.items():
+        ref = build_task(name, 32)
+        assert task.description == ref.description
+        if hasattr(ref.operator, "mask"):
+            assert torch.equal(task.operator.mask, ref.operator.mask)
+    assert face_layout(32) == "cartoon" and face_layout(64) == "cartoon" and face_layout(128) == "aligned"
+    forced = build_face_task("box_mouth", 32, faces="aligned")
+    r0, r1, c0, c1 = af.part_box("mouth", 32)
+    assert (forced.operator.mask[0, 0, r0:r1, c0:c1] == 0).all()
+    cartoon256 = build_face_task("box_eyes", 256, faces="cartoon")
+    assert cartoon256.description == build_task("box_eyes", 256).description
+    with pytest.raises(ValueError, match="faces="):
+        face_layout(256, faces="photo")

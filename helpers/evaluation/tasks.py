@@ -107,6 +107,64 @@ def build_task(name: str, image_size: int) -> Task:
     raise ValueError(f"unknown task {name!r}; choose from {list(TASKS)} (or 'all')")
 
 
+
+# ---------------------------------------------------------------------------- tasks per resolution and face layout
+# build_task places box_eyes / box_mouth with the 32-px cartoon boxes (helpers.face_measures) at
+# every size. At 256 px the faces are aligned photographs (google/ddpm-celebahq-256), whose eyes
+# and mouth are elsewhere: task_operators picks the boxes of the face layout of the resolution.
+CHAPTER_TASKS = ("deblur", "box", "box_eyes", "box_mouth", "random", "sr4")
+"""The tasks the chapters use, in order."""
+ALIGNED_FACES_MIN_SIZE = 128
+"""From this size on, faces are taken to be aligned real faces (CelebA-HQ), below it cartoon faces (as :func:`blur_setting`)."""
+
+
+def face_layout(image_size: int, faces: str = "auto") -> str:
+    """``"cartoon"`` or ``"aligned"``: whose part boxes apply to faces of ``image_size`` px.
+
+    ``faces="auto"``: ``"aligned"`` from :data:`ALIGNED_FACES_MIN_SIZE` (128) px on (the real face
+    model is 256 px), else ``"cartoon"`` (the bundled 32-px prior). ``"cartoon"`` / ``"aligned"``
+    force one.
+    """
+    if faces == "auto":
+        return "aligned" if int(image_size) >= ALIGNED_FACES_MIN_SIZE else "cartoon"
+    if faces not in ("cartoon", "aligned"):
+        raise ValueError(f"faces={faces!r}: choose 'auto', 'cartoon' (32-px cartoon faces) or 'aligned' (CelebA-HQ-aligned photos)")
+    return faces
+
+
+def build_face_task(name: str, image_size: int, faces: str = "auto") -> Task:
+    """:func:`build_task`, with ``box_eyes`` / ``box_mouth`` over the parts of the :func:`face_layout`.
+
+    Cartoon layout: exactly :func:`build_task` (the boxes of :mod:`helpers.face_measures` scaled
+    from 32 px). Aligned layout: the boxes of :func:`helpers.aligned_faces.part_boxes` at
+    ``image_size`` -- at 256 px the eyes box is rows 105–137, columns 73–183 (32×110) and the mouth
+    box rows 166–218, columns 91–165 (52×74). Every other task is :func:`build_task`'s.
+    """
+    size = int(image_size)
+    if name not in ("box_eyes", "box_mouth") or face_layout(size, faces) == "cartoon":
+        return build_task(name, size)
+    from ..aligned_faces import part_box
+
+    part = "eyes" if name == "box_eyes" else "mouth"
+    r0, r1, c0, c1 = part_box(part, size)
+    op = BoxInpainting(size, (r1 - r0, c1 - c0), center=((r0 + r1) / 2, (c0 + c1) / 2))
+    return Task(name, op, "inpaint", f"box inpainting over the {part} of an aligned face ({r1 - r0}×{c1 - c0} box)")
+
+
+def task_operators(image_size: int, names: Sequence[str] = CHAPTER_TASKS, faces: str = "auto") -> dict:
+    """The chapter tasks for square images of ``image_size`` px: ``{name: Task}`` in the order of ``names``.
+
+    One call gives every resolution its settings: the deblurring kernel of :func:`blur_setting`
+    (DPS's 61×61, std 3 px at 256), the centred half-side box, 30 % random pixels, average-pooling
+    SR, and the eye/mouth boxes of the face layout (:func:`face_layout`: cartoon boxes at 32 px,
+    CelebA-HQ-aligned boxes from 128 px on). Operators act on (B, C, H, W) tensors in model space
+    [-1, 1] on any device (their masks and kernels follow the input's device).
+    """
+    return {n: build_face_task(n, image_size, faces) for n in names}
+
+
+__all__ += ["CHAPTER_TASKS", "ALIGNED_FACES_MIN_SIZE", "face_layout", "build_face_task", "task_operators"]
+
 # ---------------------------------------------------------------------------- classical baselines
 def _wiener(y: torch.Tensor, op: GaussianBlur, balance: float) -> torch.Tensor:
     """Wiener deconvolution in image space, per channel, after reflect padding (the operator's padding)."""
