@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 
@@ -381,8 +381,8 @@ class ChapterBudget:
         text = {"within": "within", "uncertain": "possibly over", "over": "OVER"}[self.verdict]
         lines = [
             f"{self.chapter}: device {self.device}",
-            f"  network work ({self.source}): {self.forward_images} forward image-evaluations, "
-            f"{self.backward_images} forward + backward",
+            (f"  network work ({self.source}): {self.forward_images} forward image-evaluations, "
+             f"{self.backward_images} forward + backward"),
             f"  estimated on a Colab T4: {lo:.1f}–{hi:.1f} min; {text} the {self.budget_s / 60:g}-min chapter budget",
         ]
         lines += [f"    {name}: {f} forward, {b} forward + backward" for name, f, b in self.items]

@@ -227,7 +227,12 @@ def test_task_operators_at_256_use_the_aligned_boxes():
 
 
 def test_task_operators_at_32_are_build_tasks():
-    from helpers.evaluation.tasks import build_face_task, build_task, face_layout, task_operators
+    from helpers.evaluation.tasks import (
+        build_face_task,
+        build_task,
+        face_layout,
+        task_operators,
+    )
 
     tasks = task_operators(32)
     for name, task in tasks.items():

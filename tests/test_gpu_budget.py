@@ -57,9 +57,8 @@ def test_counters_nest_and_restore_after_an_error(tiny_prior):
             sample_ddim(tiny_prior, num_samples=1, num_steps=2, progress=False)
         sample_ddim(tiny_prior, num_samples=2, num_steps=3, progress=False)
     assert (inner.forward_images, outer.forward_images) == (2, 8)
-    with pytest.raises(RuntimeError):
-        with gb.count_evaluations(tiny_prior):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), gb.count_evaluations(tiny_prior):
+        raise RuntimeError("boom")
     assert "eps" not in vars(tiny_prior)
 
 

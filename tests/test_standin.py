@@ -116,3 +116,18 @@ def test_cli(tmp_path, capsys):
     assert json.loads((tmp_path / "s" / "standin_info.json").read_text())["seed"] == 3
     assert standin.main(["--out", str(tmp_path / "s"), "--narrow"]) == 2
     assert "error: --out" in capsys.readouterr().err
+
+
+def test_bench_times_the_same_architecture():
+    # python -m helpers.bench --gpu-celebahq (the measurement that should replace the T4 efficiency
+    # assumptions of helpers.gpu_budget) must build this very network
+    from diffusers import UNet2DModel
+
+    from helpers.bench import RANDOM_UNETS
+
+    with torch.device("meta"):
+        bench = UNet2DModel(**RANDOM_UNETS["celebahq256"])
+    cfg = dict(bench.config)
+    for key, value in standin.CELEBAHQ_UNET_CONFIG.items():
+        assert (list(cfg[key]) if isinstance(value, tuple) else cfg[key]) == (list(value) if isinstance(value, tuple) else value), key
+    assert sum(p.numel() for p in bench.parameters()) == standin.CELEBAHQ_NUM_PARAMETERS
