@@ -87,18 +87,31 @@ def _blur(std: float, size: int) -> Operator:
 def default_operator_choices(image_size: int) -> dict:
     """The operators of the course's tasks at ``image_size`` px, each with a strength.
 
-    blur: Gaussian std in px (1.0 is :func:`helpers.evaluate.blur_setting` at 32 px);
-    box: side of the centred box as a fraction of the image side (0.5 is the course's box);
-    random: fraction of the pixels kept (0.3 is the course's); SR: the downsampling factor.
+    At its default strength every choice is the chapter's task at that resolution
+    (:func:`helpers.evaluation.tasks.build_task`, the one function the chapters, the evaluation and
+    the explorers take their operators from): blur: Gaussian std in px, the task's std (1 px at
+    32 px, DPS's 61×61 kernel with std 3 px at 256 px) and multiples of it; box: side of the centred
+    box as a fraction of the image side (0.5 is the course's box); random: fraction of the pixels
+    kept (0.3 is the course's); SR: the downsampling factor (4).
     """
+    from .evaluation.tasks import RANDOM_KEEP, blur_setting, build_task
+
     size = int(image_size)
     factors = [k for k in (2, 4, 8, 16) if size % k == 0 and k < size] or [1]
+    task_std = blur_setting(size)[1]
+    blur_stds = [round(task_std * f, 4) for f in (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)]
+
+    def blur(strength, n):
+        if n == size and float(strength) == task_std:
+            return build_task("deblur", n).operator  # exactly the chapter's kernel
+        return _blur(float(strength), n)
+
     return {
-        "blur": OperatorChoice(lambda s, n: _blur(float(s), n), [0.5, 0.75, 1.0, 1.5, 2.0, 3.0], 1.0, "blur std [px]"),
+        "blur": OperatorChoice(blur, blur_stds, task_std, "blur std [px]"),
         "box": OperatorChoice(lambda s, n: BoxInpainting(n, max(1, int(round(s * n)))), [0.25, 0.375, 0.5, 0.625, 0.75],
                               0.5, "box side / image side"),
         "random": OperatorChoice(lambda s, n: RandomInpainting(n, keep_fraction=float(s), seed=0),
-                                 [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], 0.3, "fraction of pixels kept"),
+                                 sorted({0.05, 0.1, 0.2, RANDOM_KEEP, 0.5, 0.7, 0.9}), RANDOM_KEEP, "fraction of pixels kept"),
         "SR": OperatorChoice(lambda s, n: SuperResolution(int(s)), factors, 4 if 4 in factors else factors[0],
                              "downsampling factor"),
     }

@@ -245,6 +245,9 @@ def test_task_operators_at_32_are_build_tasks():
     r0, r1, c0, c1 = af.part_box("mouth", 32)
     assert (forced.operator.mask[0, 0, r0:r1, c0:c1] == 0).all()
     cartoon256 = build_face_task("box_eyes", 256, faces="cartoon")
-    assert cartoon256.description == build_task("box_eyes", 256).description
+    assert "72×208" in cartoon256.description  # the cartoon box scaled up: a third of the face
+    # build_task, which the harness, chapters and explorers call, follows the resolution's faces
+    assert build_task("box_eyes", 256).description == task_operators(256)["box_eyes"].description
+    assert "aligned face" in build_task("box_mouth", 256).description
     with pytest.raises(ValueError, match="faces="):
         face_layout(256, faces="photo")

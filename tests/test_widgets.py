@@ -131,3 +131,19 @@ def test_runaway_without_nan_shows_the_message_in_place_of_the_image(tiny_prior,
     assert not ex.result.ok and ex.images["reconstruction"] is None
     assert "RMS" in ex.message and "ζ′=1e+06" in ex.message and "smaller" in ex.message
     assert "diverged" in ex.info.value
+
+
+@pytest.mark.parametrize("size", [32, 256])
+def test_default_operators_are_the_chapter_tasks_at_every_size(size):
+    """At its default strength each explorer operator is build_task's (at 256 px: DPS's 61×61 std-3 blur)."""
+    from helpers.evaluation.tasks import build_task
+    from helpers.widgets import default_operator_choices
+
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for choice, task in (("blur", "deblur"), ("box", "box"), ("random", "random"), ("SR", "sr4")):
+        c = default_operator_choices(size)[choice]
+        op = c.build(c.default, size)
+        assert torch.allclose(op.forward(x), build_task(task, size).operator.forward(x)), (choice, size)
+    if size == 256:
+        blur = default_operator_choices(size)["blur"]
+        assert (blur.build(blur.default, size).kernel_size, blur.default) == (61, 3.0)

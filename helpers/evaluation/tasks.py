@@ -83,7 +83,17 @@ def _box_from(box32: Sequence[int], size: int) -> tuple[tuple[int, int], tuple[f
 
 
 def build_task(name: str, image_size: int) -> Task:
-    """The :class:`Task` called ``name`` (a key of :data:`TASKS`) for square images of ``image_size`` px."""
+    """The :class:`Task` called ``name`` (a key of :data:`TASKS`) for square images of ``image_size`` px.
+
+    The one place every caller (chapters, harness, explorers) gets its operators from. The eye and
+    mouth boxes follow the faces of the resolution (:func:`face_layout`): the cartoon faces' boxes
+    below 128 px, those of CelebA-HQ-aligned faces from 128 px on (:func:`build_face_task`).
+    """
+    return build_face_task(name, image_size, "auto")
+
+
+def _build_cartoon_task(name: str, image_size: int) -> Task:
+    """:func:`build_task` with the 32-px cartoon faces' part boxes (scaled) at any size."""
     size = int(image_size)
     if name == "deblur":
         k, s = blur_setting(size)
@@ -109,9 +119,9 @@ def build_task(name: str, image_size: int) -> Task:
 
 
 # ---------------------------------------------------------------------------- tasks per resolution and face layout
-# build_task places box_eyes / box_mouth with the 32-px cartoon boxes (helpers.face_measures) at
-# every size. At 256 px the faces are aligned photographs (google/ddpm-celebahq-256), whose eyes
-# and mouth are elsewhere: task_operators picks the boxes of the face layout of the resolution.
+# The cartoon boxes (helpers.face_measures) scaled to 256 px would hide the forehead and a third of
+# the face: at 256 px the faces are aligned photographs (google/ddpm-celebahq-256), whose eyes and
+# mouth are elsewhere. build_task and task_operators pick the boxes of the resolution's face layout.
 CHAPTER_TASKS = ("deblur", "box", "box_eyes", "box_mouth", "random", "sr4")
 """The tasks the chapters use, in order."""
 ALIGNED_FACES_MIN_SIZE = 128
@@ -135,14 +145,13 @@ def face_layout(image_size: int, faces: str = "auto") -> str:
 def build_face_task(name: str, image_size: int, faces: str = "auto") -> Task:
     """:func:`build_task`, with ``box_eyes`` / ``box_mouth`` over the parts of the :func:`face_layout`.
 
-    Cartoon layout: exactly :func:`build_task` (the boxes of :mod:`helpers.face_measures` scaled
-    from 32 px). Aligned layout: the boxes of :func:`helpers.aligned_faces.part_boxes` at
+    Cartoon layout: the boxes of :mod:`helpers.face_measures` scaled from 32 px. Aligned layout: the boxes of :func:`helpers.aligned_faces.part_boxes` at
     ``image_size`` -- at 256 px the eyes box is rows 105–137, columns 73–183 (32×110) and the mouth
     box rows 166–218, columns 91–165 (52×74). Every other task is :func:`build_task`'s.
     """
     size = int(image_size)
     if name not in ("box_eyes", "box_mouth") or face_layout(size, faces) == "cartoon":
-        return build_task(name, size)
+        return _build_cartoon_task(name, size)
     from ..aligned_faces import part_box
 
     part = "eyes" if name == "box_eyes" else "mouth"
