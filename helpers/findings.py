@@ -64,7 +64,30 @@ from .stats import (
     wilcoxon_signed_rank,
 )
 
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+"""The course's committed results (``results/`` of the repository). ``helpers/results`` is a link to it,
+so the package built from the repository (``pip install git+…``, as on Colab) carries the files the
+chapters read (pyproject.toml's package-data): the chapters work from a checkout and from a pip install."""
+
+
+def committed_results(name: str = "faces") -> Path:
+    """The folder of a committed evaluation (``"faces"``, ``"faces-steps"``, ``"mnist"``), from a checkout or an install.
+
+    A ``FileNotFoundError`` says how to make it when the folder is not there.
+    """
+    path = RESULTS_DIR / name
+    if not (path / "config.json").exists() and not (path / "steps_curve.csv").exists():
+        raise FileNotFoundError(
+            f"the committed results {name!r} are not at {path}: install the course from its repository "
+            f"(pip install git+<repository>), or make them with `python -m helpers.evaluate --prior faces --out {path}` "
+            "(the folder's command.txt in the repository has the exact command)"
+        )
+    return path
+
+
 __all__ = [
+    "RESULTS_DIR",
+    "committed_results",
     "ResultSet",
     "Score",
     "PART_CLASSES",
