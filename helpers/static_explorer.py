@@ -381,8 +381,9 @@ def compute_grid(
 
 # ---------------------------------------------------------------------------- files
 def default_grid_dir() -> Path:
-    """``book/explorers`` of this checkout (next to the ``helpers`` package)."""
-    return Path(__file__).resolve().parent.parent / "book" / "explorers"
+    """``helpers/explorers``: a link to ``book/explorers`` of the repository, so the grids ship with the package
+    (pyproject.toml's package-data) and the explorers show on Colab too."""
+    return Path(__file__).resolve().parent / "explorers"
 
 
 def grid_path(chapter: str, directory: Union[str, os.PathLike, None] = None) -> Path:

@@ -40,3 +40,13 @@ def test_missing_results_say_how_to_make_them(monkeypatch, tmp_path):
     monkeypatch.setattr(F, "RESULTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="python -m helpers.evaluate"):
         F.committed_results("faces")
+
+
+def test_static_explorer_grids_ship_with_the_package():
+    from helpers.static_explorer import CHAPTERS, default_grid_dir, grid_path
+
+    assert default_grid_dir().is_symlink() and default_grid_dir().resolve() == (ROOT / "book" / "explorers").resolve()
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["helpers"]
+    for chapter in CHAPTERS:
+        rel = grid_path(chapter).relative_to(ROOT / "helpers").as_posix()
+        assert grid_path(chapter).is_file() and any(Path(rel).match(p) for p in patterns), rel
