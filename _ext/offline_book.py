@@ -34,7 +34,6 @@ that says what to do, rather than rendering a book whose math silently needs the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -43,6 +42,8 @@ import tempfile
 from pathlib import Path
 
 from sphinx.errors import ExtensionError
+
+from helpers._util import file_sha256  # the book is built with the course's package installed
 
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_TGZ_SHA256 = "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09"
@@ -56,14 +57,6 @@ def _cache_dir() -> Path:
     env = os.environ.get("DIFFUSION_COURSE_CACHE")
     base = Path(env).expanduser() if env else Path.home() / ".cache" / "diffusion-prior-course"
     return base / "mathjax" / MATHJAX_VERSION
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fetch_tarball(workdir: Path) -> Path:
@@ -100,7 +93,7 @@ def ensure_mathjax() -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tgz = _fetch_tarball(tmp)
-        digest = _sha256(tgz)
+        digest = file_sha256(tgz)
         if digest != MATHJAX_TGZ_SHA256:
             raise ExtensionError(f"offline_book: {tgz} has SHA-256 {digest}, expected {MATHJAX_TGZ_SHA256} "
                                  f"(mathjax {MATHJAX_VERSION}); delete it and fetch it again")

@@ -15,6 +15,10 @@ and explain it. One idea per module:
 - :mod:`helpers.train`     -- ``python -m helpers.train``: trains the bundled priors
 - :mod:`helpers.evaluate_prior`, :mod:`helpers.model_card` -- quality of a bundled prior, its model card
 - :mod:`helpers.evaluate`, :mod:`helpers.bench` -- reconstruction quality harness, speed benchmark
+- :mod:`helpers.widgets`, :mod:`helpers.static_explorer` -- live explorers (kernel) and their static twins (rendered page)
+- :mod:`helpers.runtime`   -- how many CPU threads PyTorch uses (the idle cores)
+- :mod:`helpers.standin`, :mod:`helpers.gpu_budget`, :mod:`helpers.aligned_faces` -- the GPU path: a random-weight
+  stand-in of the real face model, network evaluations and their T4 time, part boxes and measures of aligned faces
 
 Value ranges: *model space* is [-1, 1] (what the networks see); *image space* is
 [0, 1] (what metrics and plots take). Tensors are ``(B, C, H, W)``.
