@@ -81,6 +81,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "test_images",
+    "GPU_SAMPLE_STEPS",
     "ALIGNED_SIZE",
     "FACE_TEMPLATE_112",
     "PART_NAMES",
@@ -504,3 +506,51 @@ def aligned_photos(size: int = ALIGNED_SIZE, names: Sequence[str] = ("astronaut"
             raise ValueError(f"no landmarks for photo {name!r}; choose from {list(PHOTO_LANDMARKS)}")
         out.append(align_face(_photo_array(name), PHOTO_LANDMARKS[name], size))
     return torch.stack(out)
+
+
+# ------------------------------------------------------------------------------------- test sets
+GPU_SAMPLE_STEPS = 25
+"""DDIM steps (η = 0) of the prior's own samples that :func:`test_images` uses as test faces: 25
+steps of the face model are 6–12 s per image on a T4 (:mod:`helpers.gpu_budget`), and a face
+drawn with 25 DDIM steps is sharp enough to be a ground truth (it only has to be *a* face of the
+prior's distribution, not its best sample)."""
+
+
+def test_images(prior, n: int, seed: int = 0, sample_steps: Optional[int] = None,
+                photos: Sequence[str] = ("astronaut", "grace_hopper"), progress: bool = False) -> tuple:
+    """The test images of a chapter for ``prior``: ``(images, names)``.
+
+    ``images``: (n, 3, S, S) float32 in image space [0, 1], CPU, with S the prior's image size;
+    ``names``: one label per image.
+
+    * A small prior (S < 128, the bundled cartoon ``faces``): the first ``n`` held-out cartoon
+      faces (:func:`helpers.data.face_dataset`, split ``"test"``), never seen in training.
+    * A face model at 128 px or more (the GPU path): aligned faces, ``n - len(photos)`` of the
+      prior's own samples (:func:`prior_samples`: DDIM, ``sample_steps`` steps (default
+      :data:`GPU_SAMPLE_STEPS`, read at call time), seeds
+      ``seed``, ``seed + 1``, …, cached on disk), then the photos, aligned like CelebA-HQ
+      (:func:`aligned_photos`). The samples are exactly in the prior's distribution, which
+      *flatters* every method that uses the prior; the photos are not.
+    """
+    from ._util import as_int
+    from .data import face_dataset
+
+    n = as_int(n, "n", positive=True)
+    sample_steps = GPU_SAMPLE_STEPS if sample_steps is None else as_int(sample_steps, "sample_steps", positive=True)
+    channels, size = prior.image_shape[0], prior.image_shape[-1]
+    if channels != 3:
+        raise ValueError(f"test_images needs a colour face prior; {getattr(prior, 'name', prior)!r} has {channels} "
+                         "channel(s): use helpers.data.mnist_digits for the digit prior")
+    if size < 128:
+        images = torch.as_tensor(face_dataset("test", size=size, n=n, progress=False)[0]).float()
+        return images, [f"test face {i}" for i in range(n)]
+    k = max(0, n - len(photos))
+    parts, names = [], []
+    if k:
+        parts.append(prior_samples(prior, k, seed=seed, num_steps=sample_steps, progress=progress))
+        names += [f"prior sample {seed + i}" for i in range(k)]
+    chosen = list(photos)[: n - k]
+    if chosen:
+        parts.append(aligned_photos(size, chosen))
+        names += list(chosen)
+    return torch.cat(parts).float(), names

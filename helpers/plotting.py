@@ -21,7 +21,21 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["image_grid", "image_table", "trajectory_strip", "metric_curve", "to_display"]
+__all__ = ["image_grid", "image_table", "trajectory_strip", "metric_curve", "to_display", "cell_size_for"]
+
+
+def cell_size_for(image_size: int, base: float = 1.0) -> float:
+    """Inches per image cell for images of ``image_size`` pixels: ``base`` up to 100 px, then growing
+    in proportion to the size, at most 2.5 × ``base`` (reached at 250 px).
+
+    The chapters size their picture tables for the 32-px CPU prior (``base``); a 256-px result of the
+    GPU path drawn in the same cell would show ~100 of its pixels. ``cell_size_for(256)`` = 2.5.
+    """
+    if not (isinstance(image_size, (int, float)) and image_size > 0):
+        raise ValueError(f"image_size must be a positive number of pixels, got {image_size!r}")
+    if not (isinstance(base, (int, float)) and base > 0):
+        raise ValueError(f"base must be a positive size in inches, got {base!r}")
+    return float(base) * min(2.5, max(1.0, float(image_size) / 100.0))
 
 
 def _register_png_display() -> None:

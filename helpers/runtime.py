@@ -10,6 +10,17 @@ code cell, so the book slows in proportion to the load and no more.
 ``COURSE_THREADS=<n>`` in the environment overrides the count (``COURSE_THREADS=1`` for a fully
 predictable run). Where ``/proc/stat`` does not exist (macOS, Windows), the available core count
 is used, which is PyTorch's own default.
+
+Two more things every chapter needs from its surroundings live here:
+
+* :func:`choose_prior` -- which device and prior the chapter uses: the real face model
+  (:data:`GPU_PRIOR`) on a CUDA GPU, the bundled cartoon prior on the CPU, or, when
+  ``$COURSE_GPU_STANDIN`` names a folder, that folder *on the GPU path* (the stand-in of
+  :mod:`helpers.standin`, with which ``tests/test_gpu_path.py`` runs every chapter's GPU branch
+  on a CPU).
+* :class:`TextClaims` -- the checks that keep a chapter's prose true: strict (an error) on the
+  prior the book is built with, a visible note on any other prior, whose numbers the prose was
+  not written for.
 """
 
 from __future__ import annotations
@@ -22,7 +33,14 @@ import torch
 
 from ._util import as_int
 
-__all__ = ["available_cores", "idle_cores", "use_idle_cores"]
+__all__ = ["available_cores", "idle_cores", "use_idle_cores", "GPU_PRIOR", "STANDIN_ENV", "choose_prior",
+           "TextClaims"]
+
+GPU_PRIOR = "google/ddpm-celebahq-256"
+"""The prior of the GPU path: the DDPM of Ho et al. trained on CelebA-HQ at 256×256 (Hugging Face hub)."""
+STANDIN_ENV = "COURSE_GPU_STANDIN"
+"""Environment variable: a folder with a stand-in of :data:`GPU_PRIOR` (``python -m helpers.standin``);
+when set, :func:`choose_prior` takes the GPU path with it, on whatever device there is."""
 
 
 def available_cores() -> int:
@@ -85,3 +103,62 @@ def use_idle_cores(window: float = 0.5, verbose: bool = True) -> int:
     if verbose:
         print(f"PyTorch uses {threads} CPU thread(s): {why}.")
     return threads
+
+
+def choose_prior(cpu_prior: str = "faces", verbose: bool = False) -> tuple:
+    """``(device, prior, gpu_path)`` for a chapter's parameters cell: one code path for all hardware.
+
+    * ``$COURSE_GPU_STANDIN`` set to a folder: ``("cuda" if available else "cpu", folder, True)``
+      -- the GPU path's settings with a local stand-in of the face model (tests, or a dry run).
+    * a CUDA GPU: ``("cuda", GPU_PRIOR, True)`` -- the real face model, 256×256.
+    * otherwise: ``("cpu", cpu_prior, False)`` -- the bundled prior (``"faces"``, 32×32).
+
+    ``gpu_path`` tells the chapter to use its GPU settings (step counts and sweeps sized for a
+    Colab T4, aligned 256-px faces); ``device`` is where the tensors go.
+    """
+    folder = os.environ.get(STANDIN_ENV, "").strip()
+    cuda = torch.cuda.is_available()
+    if folder:
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"${STANDIN_ENV}={folder!r} is not a folder: write a stand-in with "
+                                    f"`python -m helpers.standin --out {folder} --narrow`, or unset {STANDIN_ENV}")
+        choice = ("cuda" if cuda else "cpu", folder, True)
+    elif cuda:
+        choice = ("cuda", GPU_PRIOR, True)
+    else:
+        choice = ("cpu", cpu_prior, False)
+    if verbose:
+        print(f"device {choice[0]}, prior {choice[1]!r}, {'GPU' if choice[2] else 'CPU'} settings")
+    return choice
+
+
+class TextClaims:
+    """The checks that keep a chapter's words true to its numbers.
+
+    A chapter's prose describes the numbers of the prior the book is built with (the bundled
+    cartoon faces on a CPU); its cells glue those numbers into the text and check, after each
+    result, the comparisons the text makes in words. On that prior (``strict=True``) a failed check
+    is an error: the text must be rewritten. On any other prior (the face model on a GPU, a
+    stand-in, your own) the same check prints a note instead, because the prose was not written
+    for those numbers::
+
+        claims = TextClaims(strict=not GPU_PATH)
+        claims.check(best_t0 <= 0.2, "the text says a small t0 is best for deblurring")
+
+    ``failed`` lists the messages of the checks that did not hold (non-strict mode).
+    """
+
+    def __init__(self, strict: bool = True):
+        self.strict = bool(strict)
+        self.failed: list = []
+
+    def check(self, condition, message: str) -> bool:
+        """Assert ``condition`` (strict) or note that the text's statement ``message`` does not hold here."""
+        ok = bool(condition)
+        if not ok:
+            if self.strict:
+                raise AssertionError(message)
+            self.failed.append(message)
+            print(f"Note: on this prior the text's statement does not hold ({message}); the text describes the "
+                  "bundled CPU prior's numbers.")
+        return ok

@@ -251,3 +251,42 @@ def test_task_operators_at_32_are_build_tasks():
     assert "aligned face" in build_task("box_mouth", 256).description
     with pytest.raises(ValueError, match="faces="):
         face_layout(256, faces="photo")
+
+
+def _prior_at(size, channels=3):
+    from diffusers import UNet2DModel
+
+    from helpers.priors import Prior
+    from helpers.schedule import NoiseSchedule
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=size, in_channels=channels, out_channels=channels, block_out_channels=(8, 8),
+                       layers_per_block=1, norm_num_groups=4, down_block_types=("DownBlock2D",) * 2,
+                       up_block_types=("UpBlock2D",) * 2)
+    return Prior(unet, NoiseSchedule.linear(), name=f"tiny{size}")
+
+
+def test_test_images_on_a_face_model_are_its_samples_then_the_aligned_photos(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_COURSE_CACHE", str(tmp_path))
+    prior = _prior_at(128)
+    images, names = af.test_images(prior, 3, seed=5, sample_steps=2)
+    assert images.shape == (3, 3, 128, 128) and images.dtype == torch.float32
+    assert names == ["prior sample 5", "astronaut", "grace_hopper"]
+    assert float(images.min()) >= 0 and float(images.max()) <= 1
+    torch.testing.assert_close(images[0:1], af.prior_samples(prior, 1, seed=5, num_steps=2))
+    torch.testing.assert_close(images[1:], af.aligned_photos(128))
+    two, names2 = af.test_images(prior, 2, sample_steps=2)     # fewer than the photos: photos only
+    assert names2 == ["astronaut", "grace_hopper"]
+
+
+def test_test_images_on_the_cartoon_prior_are_the_held_out_faces():
+    from helpers.data import face_dataset
+
+    images, names = af.test_images(_prior_at(32), 2)
+    np.testing.assert_allclose(images.numpy(), face_dataset("test", size=32, n=2, progress=False)[0])
+    assert names == ["test face 0", "test face 1"]
+
+
+def test_test_images_refuses_a_grey_prior():
+    with pytest.raises(ValueError, match="colour face prior"):
+        af.test_images(_prior_at(32, channels=1), 2)

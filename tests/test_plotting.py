@@ -132,3 +132,13 @@ def test_no_pyplot_figures_are_left_open():
     plotting.image_grid(torch.rand(2, 3, 8, 8), value_range=(0, 1))
     plotting.metric_curve([1, 2], {"a": [1, 2]}, xlabel="x", ylabel="y")
     assert plt.get_fignums() == before
+
+
+def test_cell_size_grows_with_the_image_size():
+    from helpers.plotting import cell_size_for
+
+    assert cell_size_for(32) == cell_size_for(64) == 1.0
+    assert cell_size_for(128, base=2.0) == pytest.approx(2.56)
+    assert cell_size_for(256) == cell_size_for(1024) == 2.5
+    with pytest.raises(ValueError, match="image_size"):
+        cell_size_for(0)

@@ -68,3 +68,30 @@ def test_real_measurement_is_within_the_cores():
     idle = R.idle_cores(window=0.2)
     if idle is not None:  # Linux
         assert 0 <= idle <= R.available_cores() + 1e-9
+
+
+def test_choose_prior_follows_the_hardware_and_the_standin(tmp_path, monkeypatch):
+    monkeypatch.delenv(R.STANDIN_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert R.choose_prior() == ("cpu", "faces", False)
+    assert R.choose_prior("mnist") == ("cpu", "mnist", False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert R.choose_prior() == ("cuda", R.GPU_PRIOR, True)
+    monkeypatch.setenv(R.STANDIN_ENV, str(tmp_path))
+    assert R.choose_prior() == ("cuda", str(tmp_path), True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert R.choose_prior() == ("cpu", str(tmp_path), True)
+    monkeypatch.setenv(R.STANDIN_ENV, str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="helpers.standin"):
+        R.choose_prior()
+
+
+def test_text_claims_are_errors_when_strict_and_notes_otherwise(capsys):
+    strict = R.TextClaims(strict=True)
+    assert strict.check(1 < 2, "fine")
+    with pytest.raises(AssertionError, match="the text says so"):
+        strict.check(2 < 1, "the text says so")
+    lenient = R.TextClaims(strict=False)
+    assert not lenient.check(2 < 1, "the text says so")
+    assert lenient.failed == ["the text says so"]
+    assert "does not hold (the text says so)" in capsys.readouterr().out
