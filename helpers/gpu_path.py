@@ -61,7 +61,8 @@ TINY_SETTINGS = {
     "sdedit": ["NUM_IMAGES = 3", "NUM_STEPS = 10", "T0S = [0.1, 0.2, 0.4]", "REPEATS = [1, 2]", "REPEAT_T0 = 0.2"],
     "score_ald": ["NUM_IMAGES = 3", "NUM_STEPS = 3", "SWEEP_IMAGES = 2", "TRAJECTORY_EVERY = 1",
                   "STEP_SIZES = {'operator': [1, 3, 10], 'orthonormal': [10, 30, 100]}"],
-    "dps": ["NUM_IMAGES = 3", "NUM_STEPS = 3", "SWEEP_IMAGES = 2", "ZETAS = [0.3, 1.0, 3.0]", "TRAJECTORY_EVERY = 1"],
+    "dps": ["NUM_IMAGES = 3", "NUM_STEPS = 3", "SWEEP_IMAGES = 2", "BATCH_SIZE = 2", "ZETAS = [0.3, 1.0, 3.0]",
+            "TRAJECTORY_EVERY = 1"],
     "comparison": ["NUM_IMAGES = 2", "STEPS = {'sdedit': 4, 'score_ald': 3, 'dps': 3}"],
 }
 """Overrides of the "tiny" mode: a few steps and images, so the narrow stand-in runs a chapter in a minute or two."""

@@ -51,6 +51,7 @@ __all__ = [
     "dps_gradient",
     "divergence_bound",
     "DIVERGENCE_FACTOR",
+    "in_batches",
 ]
 
 SeedLike = Union[None, int, torch.Generator, Sequence[int]]
@@ -614,3 +615,47 @@ def dps(
         rec(i, t, x, out.pred_original_sample)
     return rec.result(x, nfe=len(ts), residual_norm=torch.stack(residuals), max_iterate_ratio=guard.ratio,
                       rms_iterate_ratio=guard.rms_ratio)
+
+
+def in_batches(sampler, prior, operator, measurement: torch.Tensor, *, seed: Sequence[int], batch_size: int,
+               **kwargs) -> SamplerResult:
+    """Run a guided ``sampler`` (:func:`dps`, :func:`score_ald`, :func:`sdedit`) ``batch_size`` images at a time.
+
+    The same result as one call on the whole batch (each image has its own seed, so its noise
+    does not depend on the batch), with at most ``batch_size`` images in memory at once: DPS keeps
+    every activation of the network for its backward pass, about 2 GB per 256-px image of the
+    face model, so 8 images do not fit a 15 GB GPU in one call.
+
+    ``measurement``: (B, …) on any device; ``seed``: B integer seeds (required: one per image);
+    other keyword arguments go to ``sampler``. The parts are joined: ``sample`` and the trajectory
+    along the batch; ``info`` tensors of shape (steps, b) (DPS's ``residual_norm``) along their
+    second axis, numbers by their maximum (the divergence ratios); ``nfe`` is a run's (the same
+    for every part). A :class:`SamplerDivergedError` of any part stops the whole run.
+    """
+    batch = int(measurement.shape[0])
+    if not isinstance(seed, (list, tuple)) or len(seed) != batch:
+        raise ValueError(f"seed must be a list of {batch} integer seeds, one per image of measurement (so that the "
+                         "result does not depend on the batch split)")
+    batch_size = as_int(batch_size, "batch_size", positive=True)
+    parts = [sampler(prior, operator, measurement[i:i + batch_size], seed=list(seed[i:i + batch_size]), **kwargs)
+             for i in range(0, batch, batch_size)]
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    info = {}
+    for key, value in first.info.items():
+        values = [part.info[key] for part in parts]
+        if torch.is_tensor(value) and value.ndim == 2 and value.shape[1] == first.sample.shape[0]:
+            info[key] = torch.cat(values, dim=1)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            info[key] = max(values)
+        else:
+            info[key] = value
+    return SamplerResult(
+        sample=torch.cat([part.sample for part in parts]),
+        timesteps=list(first.timesteps),
+        trajectory_x=[torch.cat(xs) for xs in zip(*(part.trajectory_x for part in parts))],
+        trajectory_x0=[torch.cat(xs) for xs in zip(*(part.trajectory_x0 for part in parts))],
+        nfe=first.nfe,
+        info=info,
+    )

@@ -379,3 +379,24 @@ def test_a_diverging_sampler_names_the_step_size_and_timestep(gaussian):
     y = torch.zeros(1, *SHAPE, dtype=torch.float64)
     with pytest.raises(SamplerDivergedError, match=r"timestep t=\d+ .*step_size=1e\+30"):
         score_ald(gaussian, op, y, num_steps=50, step_size=1e30, noise_std=0.01, step_rule="poster", progress=False)
+
+
+def test_in_batches_equals_one_call(tiny_prior):
+    from helpers.samplers import in_batches, score_ald
+
+    op = GaussianBlur(kernel_size=3, std=1.0)
+    y = op.measure(torch.rand(5, 3, 8, 8) * 2 - 1, noise_std=0.05, seed=1)
+    seeds = [3, 4, 5, 6, 7]
+    for sampler, kw in ((dps, {"step_size": 1.0}), (score_ald, {"step_size": 0.01, "noise_std": 0.5})):
+        whole = sampler(tiny_prior, op, y, num_steps=6, seed=seeds, trajectory_every=2, progress=False, **kw)
+        parts = in_batches(sampler, tiny_prior, op, y, seed=seeds, batch_size=2, num_steps=6, trajectory_every=2,
+                           progress=False, **kw)
+        torch.testing.assert_close(parts.sample, whole.sample, atol=1e-5, rtol=1e-5)
+        assert parts.timesteps == whole.timesteps and parts.nfe == whole.nfe
+        for a, b in zip(parts.trajectory_x, whole.trajectory_x):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        for key, value in whole.info.items():
+            if torch.is_tensor(value) and value.ndim == 2:
+                torch.testing.assert_close(parts.info[key], value, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="one per image"):
+        in_batches(dps, tiny_prior, op, y, seed=0, batch_size=2, num_steps=2)
