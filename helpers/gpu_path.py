@@ -324,7 +324,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"(budget {BOOK_BUDGET_S / 60:g} min)")
     if args.write:
         data = {"command": "python -m helpers.gpu_path --count --write",
-                "chapters": {c: {"forward": r["forward"], "backward": r["backward"], "calls": r["calls"]}
+                "chapters": {c: {"forward": r["forward"], "backward": r["backward"]}
                              for c, r in results.items()}}
         COUNTS_FILE.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {COUNTS_FILE}")
