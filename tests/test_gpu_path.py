@@ -91,3 +91,18 @@ def test_an_explorer_move_fits_30_seconds_on_a_t4(chapter, backward, monkeypatch
 @pytest.mark.parametrize("chapter", ["sdedit", "score_ald", "dps", "comparison"])
 def test_gpu_path_uses_at_least_eight_aligned_faces(chapter, monkeypatch, tmp_path):
     assert _gpu_parameters(chapter, monkeypatch, tmp_path)["NUM_IMAGES"] >= 8
+
+
+def test_chapter_report_gives_the_device_counts_and_t4_minutes():
+    from helpers.gpu_path import CPU_BUILD_NOTE, chapter_report
+
+    counts = read_counts()["dps"]
+    report = chapter_report("dps", None, gpu_path=True, device="cpu")
+    estimate = t4_seconds(counts["forward"] - counts["backward"], counts["backward"])
+    assert "device cpu" in report
+    assert f"{counts['forward'] - counts['backward']} forward and {counts['backward']} forward + backward" in report
+    assert f"{estimate.optimistic / 60:.1f}–{estimate.pessimistic / 60:.1f} min" in report
+    assert CPU_BUILD_NOTE in chapter_report("dps", None, gpu_path=False, device="cpu")
+    assert "only the small bundled priors" in chapter_report("ddpm_basics", device="cpu")
+    with pytest.raises(ValueError, match="GPU branch"):
+        run_chapter("ddpm_basics", ".", mode="count")
