@@ -50,3 +50,11 @@ def test_static_explorer_grids_ship_with_the_package():
     for chapter in CHAPTERS:
         rel = grid_path(chapter).relative_to(ROOT / "helpers").as_posix()
         assert grid_path(chapter).is_file() and any(Path(rel).match(p) for p in patterns), rel
+
+
+def test_gpu_path_counts_ship_with_the_package():
+    from helpers.gpu_path import COUNTS_FILE
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["helpers"]
+    rel = COUNTS_FILE.relative_to(ROOT / "helpers").as_posix()
+    assert COUNTS_FILE.is_file() and any(Path(rel).match(p) for p in patterns), (rel, patterns)
