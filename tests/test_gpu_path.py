@@ -52,7 +52,8 @@ def test_gpu_settings_make_the_committed_evaluations_within_budget(chapter, stan
         f"pass) image-evaluations, the committed counts say {committed['forward']} ({committed['backward']}): "
         "run `python -m helpers.gpu_path --count --write`")
     estimate = t4_seconds(counted["forward"] - counted["backward"], counted["backward"])
-    assert counted["forward"] > 0
+    if chapter != "inverse_problems":   # the only chapter without a prior
+        assert counted["forward"] > 0
     assert estimate.pessimistic <= CHAPTER_BUDGET_S, (
         f"{chapter}: {estimate.pessimistic / 60:.1f} min on a T4 (pessimistic), over the {CHAPTER_BUDGET_S / 60:g}-min budget")
 
