@@ -51,6 +51,7 @@ __all__ = [
     "BOOK_BUDGET_S",
     "EvaluationCount",
     "count_evaluations",
+    "record_evaluation",
     "evaluations_for",
     "measure_flops",
     "standin_flops",
@@ -165,20 +166,7 @@ def count_evaluations(prior):
     inner = prior.eps
 
     def eps(x_t, t, *args, **kwargs):
-        out = inner(x_t, t, *args, **kwargs)
-        b = int(x_t.shape[0]) if torch.is_tensor(x_t) and x_t.ndim >= 1 else 1
-        counter.calls += 1
-        counter.forward_images += b
-        if torch.is_tensor(out) and out.requires_grad:
-            if torch.is_grad_enabled() and torch.is_tensor(x_t) and x_t.requires_grad:
-                counter.graph_images += b
-
-            def _seen_backward(grad, b=b):
-                counter.backward_images += b
-                return grad
-
-            out.register_hook(_seen_backward)
-        return out
+        return record_evaluation(counter, x_t, inner(x_t, t, *args, **kwargs))
 
     prior.eps = eps
     try:
@@ -191,6 +179,28 @@ def count_evaluations(prior):
                 del prior.eps
             except AttributeError:  # pragma: no cover - eps was not an instance attribute
                 pass
+
+
+def record_evaluation(counter: EvaluationCount, x_t, out):
+    """Count one call of ``eps`` on the batch ``x_t`` that returned ``out``, in ``counter``; return ``out``.
+
+    Every image of the batch is a forward image-evaluation; one whose output a backward pass goes
+    through is also a backward one (a hook on ``out`` sees it). Shared by :func:`count_evaluations`
+    (one prior) and :func:`helpers.gpu_path.install_counter` (every prior of a process).
+    """
+    b = int(x_t.shape[0]) if torch.is_tensor(x_t) and x_t.ndim >= 1 else 1
+    counter.calls += 1
+    counter.forward_images += b
+    if torch.is_tensor(out) and out.requires_grad:
+        if torch.is_grad_enabled() and torch.is_tensor(x_t) and x_t.requires_grad:
+            counter.graph_images += b
+
+        def _seen_backward(grad, b=b):
+            counter.backward_images += b
+            return grad
+
+        out.register_hook(_seen_backward)
+    return out
 
 
 def evaluations_for(method: str, num_images: int, nfe: int) -> tuple:

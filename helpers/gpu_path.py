@@ -40,10 +40,11 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .gpu_budget import (BOOK_BUDGET_S, CHAPTER_BUDGET_S, _describe_device, per_evaluation_ms, t4_seconds)
+from .gpu_budget import (BOOK_BUDGET_S, CHAPTER_BUDGET_S, EvaluationCount, _describe_device, per_evaluation_ms,
+                         record_evaluation, t4_seconds)
 
 __all__ = ["CHAPTERS", "COUNTS_FILE", "TINY_SETTINGS", "CPU_BUILD_NOTE", "run_chapter", "read_counts",
-           "chapter_report", "install_counter", "main", "NO_GPU_BRANCH"]
+           "chapter_report", "install_counter", "main", "NO_GPU_BRANCH", "GPU_CHAPTERS"]
 
 CHAPTERS = ("introduction", "ddpm_basics", "unconditional", "inverse_problems", "sdedit", "score_ald", "dps",
             "comparison")
@@ -55,7 +56,6 @@ COUNTS_FILE = Path(__file__).resolve().parent / "gpu_path_counts.json"
 TINY_SETTINGS = {
     # chapter -> source lines run right after the parameters cell in "tiny" mode
     "introduction": ["NUM_SAMPLES = 2", "NUM_STEPS = 2"],
-    "ddpm_basics": ["TRAIN_STEPS = 3"],
     "unconditional": ["NUM_IMAGES = 2", "NUM_STEPS = 3", "DDIM_STEPS = 2", "STEP_COUNTS = [2, 3]", "GRID_IMAGES = 2"],
     "inverse_problems": [],
     "sdedit": ["NUM_IMAGES = 3", "NUM_STEPS = 10", "T0S = [0.1, 0.2, 0.4]", "REPEATS = [1, 2]", "REPEAT_T0 = 0.2"],
@@ -71,34 +71,26 @@ CPU_BUILD_NOTE = ("On the CPU the chapter uses the bundled 32-px prior; the intr
                   "chapter took in this book's build.")
 NO_GPU_BRANCH = ("ddpm_basics",)
 """Chapters that use only the small bundled priors, on any device (no GPU settings to run or count)."""
+GPU_CHAPTERS = tuple(c for c in CHAPTERS if c not in NO_GPU_BRANCH)
+"""The chapters with a GPU branch: those :func:`run_chapter` runs and :data:`COUNTS_FILE` covers."""
 
 _MARK = "GPU_PATH_COUNTS "
 
 
 # ------------------------------------------------------------------------------------- counting
-class _Counter:
-    def __init__(self):
-        self.calls = 0
-        self.forward = 0
-        self.backward = 0
-
-    def as_dict(self) -> dict:
-        return {"calls": self.calls, "forward": self.forward, "backward": self.backward}
-
-
-def install_counter(null_network: bool = False) -> _Counter:
+def install_counter(null_network: bool = False) -> EvaluationCount:
     """Count every :meth:`helpers.priors.Prior.eps` call from now on in this process (for a notebook kernel).
 
-    Patches the class, so priors loaded later are counted too. ``forward``: image-evaluations
-    (a batch of B counts B); ``backward``: those a backward pass went through (a hook on the
-    output). ``null_network=True`` returns ``√(1 − ᾱ_t) · x_t`` instead of calling the network (the
+    Patches the class, so priors loaded later are counted too; each call is counted by
+    :func:`helpers.gpu_budget.record_evaluation` into the returned
+    :class:`helpers.gpu_budget.EvaluationCount` (``forward_images``, ``backward_images``). ``null_network=True`` returns ``√(1 − ᾱ_t) · x_t`` instead of calling the network (the
     optimal ε of data drawn from N(0, I)): the counts of a run with real step counts, in seconds.
     """
     import torch
 
     from . import priors
 
-    counter = _Counter()
+    counter = EvaluationCount()
     real_eps = priors.Prior.eps
 
     def eps(self, x_t, t):
@@ -107,15 +99,7 @@ def install_counter(null_network: bool = False) -> _Counter:
             out = (1.0 - self.schedule.alpha_bar(level)) ** 0.5 * x_t
         else:
             out = real_eps(self, x_t, t)
-        b = int(x_t.shape[0])
-        counter.calls += 1
-        counter.forward += b
-        if torch.is_tensor(out) and out.requires_grad:
-            def seen(grad, b=b):
-                counter.backward += b
-                return grad
-            out.register_hook(seen)
-        return out
+        return record_evaluation(counter, x_t, out)
 
     eps.__doc__ = real_eps.__doc__
     priors.Prior.eps = eps
@@ -124,7 +108,7 @@ def install_counter(null_network: bool = False) -> _Counter:
     return counter
 
 
-def _count_diverged_runs_in_full(counter: _Counter) -> None:
+def _count_diverged_runs_in_full(counter: EvaluationCount) -> None:
     """A guided run that diverges stops early; count the steps it did not run, as the real network might not diverge.
 
     The counts are then those of every run going to its end: an upper bound of the real settings' work.
@@ -138,9 +122,9 @@ def _count_diverged_runs_in_full(counter: _Counter) -> None:
             return guard_call(self, x, t_level, t, i)
         except samplers.SamplerDivergedError:
             left = (self.n - (i + 1)) * int(x.shape[0])
-            counter.forward += left
+            counter.forward_images += left
             if self.method == "DPS":
-                counter.backward += left
+                counter.backward_images += left
             raise
 
     samplers._DivergenceGuard.__call__ = call
@@ -153,7 +137,7 @@ def _setup_source(mode: str, chapter: str) -> str:
         "from helpers.gpu_path import install_counter as _install_counter",
         f"_af._SAMPLES_VERSION = 'gpu-path-{mode}-' + str(__import__('os').getpid())   # never reuse cached test faces",
         f"_GPU_PATH_COUNTER = _install_counter(null_network={mode == 'count'})",
-        "assert GPU_PATH, 'the stand-in did not select the GPU path'" if chapter not in ("ddpm_basics",) else "",
+        "assert GPU_PATH, 'the stand-in did not select the GPU path'",
     ]
     if mode == "tiny":
         lines.append("_af.GPU_SAMPLE_STEPS = 2   # the test faces' DDIM steps")
@@ -163,7 +147,8 @@ def _setup_source(mode: str, chapter: str) -> str:
 
 def _final_source() -> str:
     return ("import json as _json\n"
-            f"print({_MARK!r} + _json.dumps(_GPU_PATH_COUNTER.as_dict()))\n"
+            f"print({_MARK!r} + _json.dumps({{'calls': _GPU_PATH_COUNTER.calls, "
+            "'forward': _GPU_PATH_COUNTER.forward_images, 'backward': _GPU_PATH_COUNTER.backward_images}))\n"
             "import glob as _glob, os as _os\n"
             "from helpers.data import default_cache_dir as _cache\n"
             "for _f in _glob.glob(str(_cache() / 'prior_samples' / '*.npz')):\n"
@@ -184,9 +169,8 @@ def run_chapter(chapter: str, standin: os.PathLike, mode: str = "count", book_di
     import nbformat
     from nbclient import NotebookClient
 
-    if chapter not in CHAPTERS or chapter in NO_GPU_BRANCH:
-        raise ValueError(f"chapter={chapter!r} is not one of the chapters with a GPU branch, "
-                         f"{[c for c in CHAPTERS if c not in NO_GPU_BRANCH]}")
+    if chapter not in GPU_CHAPTERS:
+        raise ValueError(f"chapter={chapter!r} is not one of the chapters with a GPU branch, {list(GPU_CHAPTERS)}")
     if mode not in ("count", "tiny"):
         raise ValueError(f"mode={mode!r}: expected 'count' or 'tiny'")
     if not Path(standin, "unet").is_dir():
@@ -294,8 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write the counts to {COUNTS_FILE.name} (with --count)")
     parser.add_argument("--threads", type=int, default=None, help="COURSE_THREADS for the kernels")
     args = parser.parse_args(argv)
-    chapters = list(CHAPTERS) if args.chapter == ["all"] else args.chapter
-    chapters = [c for c in chapters if c not in NO_GPU_BRANCH] if args.chapter == ["all"] else chapters
+    chapters = list(GPU_CHAPTERS) if args.chapter == ["all"] else args.chapter
     for c in chapters:
         if c in NO_GPU_BRANCH:
             parser.error(f"--chapter {c}: this chapter has no GPU branch (it uses only the bundled priors)")
@@ -303,7 +286,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f"--chapter {c!r} is not one of {list(CHAPTERS)}")
     if args.write and not args.count:
         parser.error("--write needs --count")
-    if args.write and chapters != [c for c in CHAPTERS if c not in NO_GPU_BRANCH]:
+    if args.write and chapters != list(GPU_CHAPTERS):
         parser.error("--write needs every chapter (leave out --chapter)")
     with tempfile.TemporaryDirectory() as tmp:
         standin = args.standin

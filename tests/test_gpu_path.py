@@ -22,9 +22,7 @@ from __future__ import annotations
 import pytest
 
 from helpers.gpu_budget import BOOK_BUDGET_S, CHAPTER_BUDGET_S, t4_seconds
-from helpers.gpu_path import CHAPTERS, NO_GPU_BRANCH, read_counts, run_chapter
-
-GPU_CHAPTERS = [c for c in CHAPTERS if c not in NO_GPU_BRANCH]
+from helpers.gpu_path import GPU_CHAPTERS, read_counts, run_chapter
 
 
 @pytest.fixture(scope="module")
