@@ -52,6 +52,7 @@ import copy
 import csv
 import io
 import json
+import re
 import math
 import os
 import platform
@@ -961,6 +962,9 @@ def _parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--init-from", default=None,
                    help="start from an exported prior's weights (e.g. helpers/pretrained/mnist) when no checkpoint exists")
+    p.add_argument("--layers-per-block", type=int, default=None,
+                   help="ResNet layers per UNet block (default: the preset's 1); 2 with --init-from a 1-layer prior "
+                        "deepens it, the new layers starting as the identity (deepen_unet_state)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar; print a status line each minute")
     p.add_argument("--export-only", action="store_true",
                    help="do not train: export the EMA weights of the existing checkpoint to --out "
@@ -1006,7 +1010,8 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
     info_path = path / "training_info.json"
     earlier = json.loads(info_path.read_text()) if info_path.exists() else {}
     record = {"path": str(path), "steps": earlier.get("steps"), "wall_seconds": earlier.get("wall_seconds"),
-              "initialised_from": earlier.get("initialised_from")}
+              "lr": earlier.get("lr"), "ema_decay": earlier.get("ema_decay"), "params": earlier.get("params"),
+              "command": earlier.get("command"), "initialised_from": earlier.get("initialised_from")}
     if resumed:  # the checkpoint already holds the continued run
         return record
     weights = path / "unet" / "diffusion_pytorch_model.safetensors"
@@ -1015,6 +1020,15 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
     from safetensors.torch import load_file
 
     state = load_file(str(weights))
+    init_config = json.loads((path / "unet" / "config.json").read_text()) if (path / "unet" / "config.json").exists() else {}
+    old_layers, new_layers = init_config.get("layers_per_block"), model.config.layers_per_block
+    if old_layers is not None and old_layers != new_layers:
+        if old_layers != 1 or new_layers != 2:
+            raise ValueError(f"init_from={str(path)!r} has layers_per_block={old_layers}, this run {new_layers}: only "
+                             "1 -> 2 (deepen_unet_state) is supported; use the same layers_per_block")
+        state = deepen_unet_state(state, model)
+        record["deepened"] = f"layers_per_block {old_layers} -> {new_layers} (new layers start as the identity)"
+        print(f"[train] deepened {path}: layers_per_block {old_layers} -> {new_layers}, same function", flush=True)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -1022,6 +1036,56 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
     ema_model.load_state_dict(state)
     print(f"[train] initialised from {path} ({record['steps']} earlier steps)", flush=True)
     return record
+
+
+def deepen_unet_state(state: Dict[str, torch.Tensor], model) -> Dict[str, torch.Tensor]:
+    """Weights for ``model`` (``layers_per_block=2``) that compute the same ε as ``state`` (``layers_per_block=1``).
+
+    Net2Net-style deepening (Chen et al., ICLR 2016): the trained layers keep their weights and
+    every added layer starts as the identity, so training continues from the same function with
+    more capacity.
+
+    * A down block gets a second ResNet block (and, in an attention block, a second attention)
+      after the first. Its last convolution (``conv2``) and the attention's output projection
+      (``to_out``) are zero, and both blocks add their input back (residual connection), so each
+      is the identity. Its skip output therefore equals the first layer's.
+    * An up block consumes one skip more. Its layers 0 and 2 are the trained layers 0 and 1 (they
+      receive the same skips as before); the added middle layer ignores its skip (1×1 shortcut
+      ``[I 0]``, ``conv2`` zero) and its attention is zero, so it passes its input through.
+    * Everything else (time embedding, mid block, in/out convolutions) is copied.
+
+    The other weights of the new layers (``conv1``, norms, time projection, q/k/v) keep
+    ``model``'s random initialisation, so that the zero layers get gradients and grow.
+    """
+    new = {k: v.clone() for k, v in model.state_dict().items()}
+    for key, value in state.items():
+        m = re.match(r"(down_blocks|up_blocks)\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key)
+        if m is None:
+            target = key
+        elif m.group(1) == "down_blocks":
+            target = key  # layer 0 stays layer 0
+        else:
+            i = int(m.group(4))
+            target = f"up_blocks.{m.group(2)}.{m.group(3)}.{0 if i == 0 else 2}.{m.group(5)}"
+        if target not in new or new[target].shape != value.shape:
+            raise ValueError(f"deepen_unet_state: {key} has no counterpart {target} of shape {tuple(value.shape)}")
+        new[target] = value.clone()
+    for key in new:
+        m = re.match(r"(down_blocks|up_blocks)\.(\d+)\.(resnets|attentions)\.1\.(.*)", key)
+        if m is None:
+            continue
+        kind, rest = m.group(3), m.group(4)
+        if (kind == "resnets" and rest.startswith("conv2.")) or (kind == "attentions" and rest.startswith("to_out.0.")):
+            new[key] = torch.zeros_like(new[key])
+        elif kind == "resnets" and rest.startswith("conv_shortcut."):
+            if rest.endswith("bias"):
+                new[key] = torch.zeros_like(new[key])
+            else:  # (out, out + skip, 1, 1): pass the running features, drop the skip
+                w = torch.zeros_like(new[key])
+                out_ch = w.shape[0]
+                w[:, :out_ch, 0, 0] = torch.eye(out_ch)
+                new[key] = w
+    return new
 
 
 def _export_only_config(config: TrainConfig) -> TrainConfig:
@@ -1039,6 +1103,10 @@ def _export_only_config(config: TrainConfig) -> TrainConfig:
     keep = {k: saved[k] for k in RESUME_SETTINGS if k in saved}
     if isinstance(keep.get("model_config"), dict):
         keep["model_config"] = dict(keep["model_config"])
+    # the exported info describes the run, not the export: its training command and its initialisation
+    for k in ("init_from", "command"):
+        if saved.get(k):
+            keep[k] = saved[k]
     # resume, do no step, write the checkpoint back and export
     return replace(config, **keep, steps=0, max_minutes=None, resume=True)
 
@@ -1053,6 +1121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
         seed=args.seed, threads=args.threads, checkpoint_dir=args.checkpoint_dir or str(REPO_ROOT / "checkpoints" / args.dataset),
         checkpoint_every_minutes=args.checkpoint_every_minutes, resume=not args.no_resume,
         progress=not args.no_progress, command=command, init_from=args.init_from,
+        model_config={"layers_per_block": args.layers_per_block} if args.layers_per_block else None,
     )
     config.override, config.force = args.override, args.force
     stop = {"flag": False}

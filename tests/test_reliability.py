@@ -276,6 +276,20 @@ def test_export_only_uses_the_checkpoint_settings(tmp_path, monkeypatch):
     assert info["lr"] == 5e-4 and info["ema_decay"] == 0.99 and info["resume_overrides"] is None
 
 
+def test_export_only_keeps_the_training_command_and_the_initialisation(tmp_path, monkeypatch):
+    """An exported continuation still says what it continued and which command trained it (not the export)."""
+    T.train(_config(tmp_path, steps=2, out=str(tmp_path / "first"), checkpoint_dir=str(tmp_path / "ck1")))
+    T.train(_config(tmp_path, steps=2, init_from=str(tmp_path / "first"), command="python -m helpers.train CONTINUE",
+                    checkpoint_dir=str(tmp_path / "ck2")))
+    monkeypatch.setattr(T, "load_images", lambda config, progress=True: torch.as_tensor(_images()) * 2 - 1)
+    T.main(["--dataset", "mnist", "--out", str(tmp_path / "out"), "--export-only", "--checkpoint-dir",
+            str(tmp_path / "ck2"), "--no-progress"])
+    info = json.loads((tmp_path / "out" / "training_info.json").read_text())
+    assert info["command"] == "python -m helpers.train CONTINUE"
+    assert info["initialised_from"]["path"] == str(tmp_path / "first")
+    assert info["initialised_from"]["steps"] == 2
+
+
 # --------------------------------------------------------------------------- priors
 @pytest.fixture
 def exported_prior(tmp_path):

@@ -141,3 +141,28 @@ def test_init_from_continues_an_exported_prior(tmp_path):
     with pytest.raises(ValueError, match="does not match this run's architecture"):
         train(_config(tmp_path, "c", steps=0, init_from=str(tmp_path / "prior_a"),
                       model_config=dict(TINY, block_out_channels=(8, 16))))
+
+
+def test_deepening_a_prior_keeps_its_function_and_the_new_layers_learn(tmp_path):
+    first = train(_config(tmp_path, "a", steps=12, out=str(tmp_path / "prior_a")))
+    deep_cfg = dict(TINY, layers_per_block=2)
+    deep = train(_config(tmp_path, "b", steps=0, init_from=str(tmp_path / "prior_a"), model_config=deep_cfg))
+    n_old = sum(p.numel() for p in first.ema_model.parameters())
+    n_new = sum(p.numel() for p in deep.model.parameters())
+    assert n_new > n_old * 1.2  # the second layer per block is real capacity
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 1, 16, 16, generator=g)
+    t = torch.tensor([3, 400, 990])
+    with torch.no_grad():
+        before = first.ema_model.eval()(x, t).sample
+        after = deep.model.eval()(x, t).sample
+    assert before.abs().mean() > 0.1  # a trained network, not zeros
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    # the added layers start at zero output and move once trained
+    added = [k for k in deep.model.state_dict() if k.startswith("up_blocks.0.resnets.1.conv2.")]
+    assert added and all(torch.count_nonzero(deep.model.state_dict()[k]) == 0 for k in added)
+    trained = train(_config(tmp_path, "c", steps=4, init_from=str(tmp_path / "prior_a"), model_config=deep_cfg))
+    assert any(torch.count_nonzero(trained.model.state_dict()[k]) > 0 for k in added)
+    with pytest.raises(ValueError, match="only 1 -> 2"):
+        train(_config(tmp_path, "d", steps=0, init_from=str(tmp_path / "prior_a"),
+                      model_config=dict(TINY, layers_per_block=3)))
