@@ -67,6 +67,25 @@ DATA = {
 }
 
 
+
+def _fmt_opt(v) -> str:
+    return "?" if v is None else f"{v:g}"
+
+
+def training_history(info: dict) -> list:
+    """The runs behind an exported prior, oldest first, from the nested ``initialised_from`` records.
+
+    Each item has ``steps``, ``wall_seconds``, ``lr``, ``ema_decay``, ``params`` and ``command`` (``None`` where an
+    older record lacks it) and, for a run that deepened the network it started from, ``deepened``.
+    """
+    runs = [dict(info, deepened=None)]
+    node = info.get("initialised_from")
+    while isinstance(node, dict):
+        runs[-1]["deepened"] = (node.get("deepened") + "; ") if node.get("deepened") else None
+        runs.append(dict(node, deepened=None))
+        node = node.get("initialised_from")
+    return runs[::-1]
+
 def _read_json(path: Path) -> Optional[dict]:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -223,6 +242,20 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
         rows.insert(-1, ("resumed", f"the last session resumed from the checkpoint at step {info['resumed_from_step']} "
                                     "(resuming is bit-for-bit the same run)"))
     a(_table(rows, ("", "")) + "\n")
+    history = training_history(info)
+    if len(history) > 1:
+        total_steps = sum(int(h.get("steps") or 0) for h in history)
+        total_s = sum(float(h.get("wall_seconds") or 0) for h in history)
+        a(f"**Training history.** These weights continue earlier runs; each started from the weights the one before "
+          f"exported (*Training* above describes the last). In all {total_steps:,} steps, "
+          f"{_minutes(total_s)} of CPU training.\n")
+        hrows = []
+        for i, h in enumerate(history, 1):
+            hrows.append((str(i), f"{int(h.get('steps') or 0):,}", _minutes(float(h.get("wall_seconds") or 0)),
+                          _fmt_opt(h.get("lr")), _fmt_opt(h.get("ema_decay")),
+                          f"{int(h['params']):,}" if h.get("params") else "?",
+                          (h.get("deepened") or "") + (f"`{h['command']}`" if h.get("command") else "(not recorded)")))
+        a(_table(hrows, ("run", "steps", "wall time", "learning rate", "EMA decay", "parameters", "how")) + "\n")
     if (pdir / "loss_curve.png").exists():
         a("![training loss](loss_curve.png)\n\n*Training loss per step ([`training_log.csv`](training_log.csv)).*\n")
 

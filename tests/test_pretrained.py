@@ -185,3 +185,29 @@ def test_model_card_shows_the_sampler_grid(tmp_path):
     assert "| DDPM | 100 | 87.1 %" in card and "| DDIM (η = 0) | 50 | 70.0 %" in card
     assert "Note on the number of sampling steps" in card and "met with DDPM 100" in card
     assert "Not met with DDIM 50 (70.0 %)" in card
+
+
+def test_model_card_lists_every_run_behind_continued_weights(tmp_path):
+    import shutil
+
+    from helpers.model_card import render_card, training_history
+
+    pdir = tmp_path / "mnist"
+    shutil.copytree(PRETRAINED_DIR / "mnist", pdir)
+    info_path = pdir / "training_info.json"
+    info = json.loads(info_path.read_text())
+    first = {"path": "a", "steps": 100, "wall_seconds": 60.0, "lr": 1e-3, "ema_decay": 0.999, "params": 10,
+             "command": "python -m helpers.train FIRST", "initialised_from": None}
+    second = {"path": "b", "steps": 200, "wall_seconds": 120.0, "lr": 2e-4, "ema_decay": 0.9995, "params": 10,
+              "command": "python -m helpers.train SECOND", "initialised_from": first, "deepened": "layers 1 -> 2"}
+    info.update(initialised_from=second, steps=300, wall_seconds=180.0)
+    info_path.write_text(json.dumps(info))
+    runs = training_history(info)
+    assert [r["steps"] for r in runs] == [100, 200, 300]  # oldest first
+    assert runs[2]["deepened"] == "layers 1 -> 2; "  # the deepening is told at the run that did it
+    card = render_card("mnist", pdir)
+    assert "In all 600 steps, 6 min of CPU training" in card
+    assert "`python -m helpers.train FIRST`" in card and "`python -m helpers.train SECOND`" in card
+    plain = json.loads((PRETRAINED_DIR / "mnist" / "training_info.json").read_text())
+    plain["initialised_from"] = None
+    assert training_history(plain) == [dict(plain, deepened=None)]
