@@ -1012,6 +1012,10 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
     record = {"path": str(path), "steps": earlier.get("steps"), "wall_seconds": earlier.get("wall_seconds"),
               "lr": earlier.get("lr"), "ema_decay": earlier.get("ema_decay"), "params": earlier.get("params"),
               "command": earlier.get("command"), "initialised_from": earlier.get("initialised_from")}
+    init_config = json.loads((path / "unet" / "config.json").read_text()) if (path / "unet" / "config.json").exists() else {}
+    old_layers, new_layers = init_config.get("layers_per_block"), model.config.layers_per_block
+    if old_layers is not None and old_layers != new_layers:
+        record["deepened"] = f"layers_per_block {old_layers} -> {new_layers} (new layers start as the identity)"
     if resumed:  # the checkpoint already holds the continued run
         return record
     weights = path / "unet" / "diffusion_pytorch_model.safetensors"
@@ -1020,14 +1024,11 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
     from safetensors.torch import load_file
 
     state = load_file(str(weights))
-    init_config = json.loads((path / "unet" / "config.json").read_text()) if (path / "unet" / "config.json").exists() else {}
-    old_layers, new_layers = init_config.get("layers_per_block"), model.config.layers_per_block
     if old_layers is not None and old_layers != new_layers:
         if old_layers != 1 or new_layers != 2:
             raise ValueError(f"init_from={str(path)!r} has layers_per_block={old_layers}, this run {new_layers}: only "
                              "1 -> 2 (deepen_unet_state) is supported; use the same layers_per_block")
         state = deepen_unet_state(state, model)
-        record["deepened"] = f"layers_per_block {old_layers} -> {new_layers} (new layers start as the identity)"
         print(f"[train] deepened {path}: layers_per_block {old_layers} -> {new_layers}, same function", flush=True)
     try:
         model.load_state_dict(state)

@@ -163,6 +163,11 @@ def test_deepening_a_prior_keeps_its_function_and_the_new_layers_learn(tmp_path)
     assert added and all(torch.count_nonzero(deep.model.state_dict()[k]) == 0 for k in added)
     trained = train(_config(tmp_path, "c", steps=4, init_from=str(tmp_path / "prior_a"), model_config=deep_cfg))
     assert any(torch.count_nonzero(trained.model.state_dict()[k]) > 0 for k in added)
+    # the export says so, also when it comes from a resumed checkpoint
+    train(_config(tmp_path, "c", steps=5, init_from=str(tmp_path / "prior_a"), model_config=deep_cfg,
+                  out=str(tmp_path / "prior_c")))
+    info = json.loads((tmp_path / "prior_c" / "training_info.json").read_text())
+    assert info["initialised_from"]["deepened"].startswith("layers_per_block 1 -> 2")
     with pytest.raises(ValueError, match="only 1 -> 2"):
         train(_config(tmp_path, "d", steps=0, init_from=str(tmp_path / "prior_a"),
                       model_config=dict(TINY, layers_per_block=3)))
