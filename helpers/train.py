@@ -96,7 +96,9 @@ PRETRAINED_DIR = REPO_ROOT / "helpers" / "pretrained"
 #: and ``out_channels`` are filled in from the data). Both use self-attention only
 #: at the 8×8 resolution, which is cheap on a CPU; measured on one thread of the
 #: course machine, a training step at batch 64 takes ≈ 0.8 s (mnist, 1.8 M
-#: parameters) and ≈ 1.0 s (faces, 2.7 M parameters).
+#: parameters) and ≈ 1.0 s (faces, 2.7 M parameters). The shipped mnist prior was grown
+#: from this preset to ``layers_per_block=2`` (2.6 M parameters) by ``--init-from ... --layers-per-block 2``;
+#: its ``training_info.json`` lists the runs.
 MODEL_PRESETS: Dict[str, Dict[str, Any]] = {
     "mnist": dict(
         sample_size=32,
