@@ -72,6 +72,31 @@ def _fmt_opt(v) -> str:
     return "?" if v is None else f"{v:g}"
 
 
+def _step_trends(grid: list) -> str:
+    """A sentence on how the confident share moves with the step count, per sampler, read off ``grid`` (no claim typed)."""
+    by = {}
+    for g in grid:
+        by.setdefault(g["sampler"], []).append((int(g["steps"]), float(g["confident_fraction"])))
+    parts = []
+    for sampler, pts in by.items():
+        if len(pts) < 2:
+            continue
+        vals = [v for _, v in sorted(pts)]
+        ups = [b > a for a, b in zip(vals, vals[1:])]
+        downs = [b < a for a, b in zip(vals, vals[1:])]
+        trend = ("rises with the number of steps" if all(ups) else "falls with the number of steps" if all(downs)
+                 else "shows no steady trend with the number of steps")
+        parts.append(f"{sampler.upper()}'s confident share {trend}")
+    common = sorted(set(s for s, _ in by.get("ddim", [])) & set(s for s, _ in by.get("ddpm", [])))
+    if common:
+        ddim, ddpm = dict(by["ddim"]), dict(by["ddpm"])
+        if all(ddim[k] < ddpm[k] for k in common):
+            parts.append("DDIM is below DDPM at every step count")
+        elif all(ddim[k] > ddpm[k] for k in common):
+            parts.append("DDIM is above DDPM at every step count")
+    return (" " + "; ".join(parts) + ".") if parts else ""
+
+
 def training_history(info: dict) -> list:
     """The runs behind an exported prior, oldest first, from the nested ``initialised_from`` records.
 
@@ -363,7 +388,7 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
             a(f"**Note on the number of sampling steps.** The targets (≥ {100 * target:.0f} % confident, every class ≥ "
               f"{100 * ev['digits']['min_class_share_target']:.0f} %) are met with " + (", ".join(ok) if ok else "none of these settings")
               + (". Not met with " + ", ".join(f"{g['sampler'].upper()} {g['steps']} ({_pct(g['confident_fraction'])})" for g in below)
-                 + ": fewer steps give fewer clean digits." if below else ".") + "\n")
+                 + "." if below else ".") + _step_trends(grid) + "\n")
 
     a("## Using it on a CPU\n")
     a("Settings for the chapters on a CPU: **100 sampling steps** (DDPM or DDIM, strided over the 1000 training "

@@ -185,6 +185,23 @@ def test_model_card_shows_the_sampler_grid(tmp_path):
     assert "| DDPM | 100 | 87.1 %" in card and "| DDIM (η = 0) | 50 | 70.0 %" in card
     assert "Note on the number of sampling steps" in card and "met with DDPM 100" in card
     assert "Not met with DDIM 50 (70.0 %)" in card
+    assert "DDIM is below DDPM" not in card  # no common step count: no comparison is made up
+
+
+def test_step_trends_are_read_off_the_grid():
+    from helpers.model_card import _step_trends
+
+    def pt(sampler, steps, conf):
+        return {"sampler": sampler, "steps": steps, "confident_fraction": conf}
+
+    grid = [pt("ddpm", 50, 0.895), pt("ddpm", 100, 0.867), pt("ddpm", 250, 0.875),
+            pt("ddim", 50, 0.805), pt("ddim", 100, 0.812), pt("ddim", 250, 0.836)]
+    text = _step_trends(grid)
+    assert "DDPM's confident share shows no steady trend" in text
+    assert "DDIM's confident share rises with the number of steps" in text
+    assert "DDIM is below DDPM at every step count" in text
+    grid[4]["confident_fraction"] = 0.9  # DDIM 100 above DDPM 100
+    assert "below DDPM" not in _step_trends(grid) and "no steady trend" in _step_trends(grid)
 
 
 def test_model_card_lists_every_run_behind_continued_weights(tmp_path):
