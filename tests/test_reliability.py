@@ -326,6 +326,13 @@ def test_bundled_prior_checks_its_hash(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "PRETRAINED_DIR", fake)
     assert P.load_prior("mnist", device="cpu").name == "mnist"
     (fake / "mnist" / P.SHA256_FILE).unlink()
+    # training_info.json's copy of the hash still guards the weights ...
+    assert P.verify_weights_sha256(fake / "mnist", required=True) == _util.file_sha256(fake / "mnist" / P.WEIGHTS_FILE)
+    info_path = fake / "mnist" / "training_info.json"
+    info = json.loads(info_path.read_text())
+    info.pop("weights_sha256", None)
+    info_path.write_text(json.dumps(info))
+    # ... and with neither record the bundled prior refuses to load
     with pytest.raises(P.PriorNotAvailableError, match="weights.sha256"):
         P.load_prior("mnist", device="cpu")
 
