@@ -67,7 +67,6 @@ DATA = {
 }
 
 
-
 def _fmt_opt(v) -> str:
     return "?" if v is None else f"{v:g}"
 
@@ -106,10 +105,11 @@ def training_history(info: dict) -> list:
     runs = [dict(info, deepened=None)]
     node = info.get("initialised_from")
     while isinstance(node, dict):
-        runs[-1]["deepened"] = (node.get("deepened") + "; ") if node.get("deepened") else None
+        runs[-1]["deepened"] = node.get("deepened")
         runs.append(dict(node, deepened=None))
         node = node.get("initialised_from")
     return runs[::-1]
+
 
 def _read_json(path: Path) -> Optional[dict]:
     return json.loads(path.read_text()) if path.exists() else None
@@ -279,7 +279,8 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
             hrows.append((str(i), f"{int(h.get('steps') or 0):,}", _minutes(float(h.get("wall_seconds") or 0)),
                           _fmt_opt(h.get("lr")), _fmt_opt(h.get("ema_decay")),
                           f"{int(h['params']):,}" if h.get("params") else "?",
-                          (h.get("deepened") or "") + (f"`{h['command']}`" if h.get("command") else "(not recorded)")))
+                          (f"{h['deepened']}; " if h.get("deepened") else "")
+                          + (f"`{h['command']}`" if h.get("command") else "(not recorded)")))
         a(_table(hrows, ("run", "steps", "wall time", "learning rate", "EMA decay", "parameters", "how")) + "\n")
     if (pdir / "loss_curve.png").exists():
         a("![training loss](loss_curve.png)\n\n*Training loss per step ([`training_log.csv`](training_log.csv)).*\n")

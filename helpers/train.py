@@ -52,10 +52,10 @@ import copy
 import csv
 import io
 import json
-import re
 import math
 import os
 import platform
+import re
 import random
 import shlex
 import signal
@@ -1016,7 +1016,8 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
               "command": earlier.get("command"), "initialised_from": earlier.get("initialised_from")}
     init_config = json.loads((path / "unet" / "config.json").read_text()) if (path / "unet" / "config.json").exists() else {}
     old_layers, new_layers = init_config.get("layers_per_block"), model.config.layers_per_block
-    if old_layers is not None and old_layers != new_layers:
+    deepen = old_layers is not None and old_layers != new_layers
+    if deepen:
         record["deepened"] = f"layers_per_block {old_layers} -> {new_layers} (new layers start as the identity)"
     if resumed:  # the checkpoint already holds the continued run
         return record
@@ -1026,7 +1027,7 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
     from safetensors.torch import load_file
 
     state = load_file(str(weights))
-    if old_layers is not None and old_layers != new_layers:
+    if deepen:
         if old_layers != 1 or new_layers != 2:
             raise ValueError(f"init_from={str(path)!r} has layers_per_block={old_layers}, this run {new_layers}: only "
                              "1 -> 2 (deepen_unet_state) is supported; use the same layers_per_block")
@@ -1063,13 +1064,9 @@ def deepen_unet_state(state: Dict[str, torch.Tensor], model) -> Dict[str, torch.
     new = {k: v.clone() for k, v in model.state_dict().items()}
     for key, value in state.items():
         m = re.match(r"(down_blocks|up_blocks)\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key)
-        if m is None:
-            target = key
-        elif m.group(1) == "down_blocks":
-            target = key  # layer 0 stays layer 0
-        else:
-            i = int(m.group(4))
-            target = f"up_blocks.{m.group(2)}.{m.group(3)}.{0 if i == 0 else 2}.{m.group(5)}"
+        target = key  # down blocks keep their layer 0 as layer 0; all else is copied as is
+        if m is not None and m.group(1) == "up_blocks":  # up layers 0, 1 become 0, 2
+            target = f"up_blocks.{m.group(2)}.{m.group(3)}.{0 if m.group(4) == '0' else 2}.{m.group(5)}"
         if target not in new or new[target].shape != value.shape:
             raise ValueError(f"deepen_unet_state: {key} has no counterpart {target} of shape {tuple(value.shape)}")
         new[target] = value.clone()

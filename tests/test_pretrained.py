@@ -221,8 +221,9 @@ def test_model_card_lists_every_run_behind_continued_weights(tmp_path):
     info_path.write_text(json.dumps(info))
     runs = training_history(info)
     assert [r["steps"] for r in runs] == [100, 200, 300]  # oldest first
-    assert runs[2]["deepened"] == "layers 1 -> 2; "  # the deepening is told at the run that did it
+    assert runs[2]["deepened"] == "layers 1 -> 2"  # the deepening is told at the run that did it
     card = render_card("mnist", pdir)
+    assert "| layers 1 -> 2; `" + info["command"] + "` |" in card  # the run that deepened, then its command
     assert "In all 600 steps, 6 min of CPU training" in card
     assert "`python -m helpers.train FIRST`" in card and "`python -m helpers.train SECOND`" in card
     plain = json.loads((PRETRAINED_DIR / "mnist" / "training_info.json").read_text())
