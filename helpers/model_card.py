@@ -72,27 +72,45 @@ def _fmt_opt(v) -> str:
 
 
 def _step_trends(grid: list) -> str:
-    """A sentence on how the confident share moves with the step count, per sampler, read off ``grid`` (no claim typed)."""
-    by = {}
+    """A sentence on how the confident share moves with the step count, per sampler, read off ``grid`` (no claim typed).
+
+    A change counts only when it exceeds two standard errors of the difference of two binomial shares of
+    ``n`` samples each (unpaired, so conservative for the shared seeds); smaller ones are called noise.
+    """
+    def two_se(p: float, q: float, n: int) -> float:
+        return 2.0 * math.sqrt(p * (1 - p) / n + q * (1 - q) / n)
+
+    by, size = {}, {}
     for g in grid:
         by.setdefault(g["sampler"], []).append((int(g["steps"]), float(g["confident_fraction"])))
+        size[(g["sampler"], int(g["steps"]))] = int(g["n"])
     parts = []
     for sampler, pts in by.items():
         if len(pts) < 2:
             continue
-        vals = [v for _, v in sorted(pts)]
-        ups = [b > a for a, b in zip(vals, vals[1:])]
-        downs = [b < a for a, b in zip(vals, vals[1:])]
-        trend = ("rises with the number of steps" if all(ups) else "falls with the number of steps" if all(downs)
-                 else "shows no steady trend with the number of steps")
+        pts = sorted(pts)
+        vals = [v for _, v in pts]
+        first, last = vals[0], vals[-1]
+        noise = two_se(first, last, min(size[(sampler, pts[0][0])], size[(sampler, pts[-1][0])]))
+        ups = all(b > a for a, b in zip(vals, vals[1:]))
+        downs = all(b < a for a, b in zip(vals, vals[1:]))
+        if abs(last - first) <= noise:
+            trend = (f"stays within sampling noise from {pts[0][0]} to {pts[-1][0]} steps "
+                     f"({100 * (last - first):+.1f} pts; two standard errors {100 * noise:.1f} pts)")
+        elif ups or downs:
+            trend = f"{'rises' if ups else 'falls'} with the number of steps (beyond two standard errors)"
+        else:
+            trend = "shows no steady trend with the number of steps"
         parts.append(f"{sampler.upper()}'s confident share {trend}")
     common = sorted(set(s for s, _ in by.get("ddim", [])) & set(s for s, _ in by.get("ddpm", [])))
     if common:
         ddim, ddpm = dict(by["ddim"]), dict(by["ddpm"])
-        if all(ddim[k] < ddpm[k] for k in common):
-            parts.append("DDIM is below DDPM at every step count")
-        elif all(ddim[k] > ddpm[k] for k in common):
-            parts.append("DDIM is above DDPM at every step count")
+        for word, sign in (("below", 1), ("above", -1)):
+            if all(sign * (ddpm[k] - ddim[k]) > 0 for k in common):
+                clear = sum(sign * (ddpm[k] - ddim[k]) > two_se(ddpm[k], ddim[k], min(size[("ddpm", k)], size[("ddim", k)]))
+                            for k in common)
+                parts.append(f"DDIM is {word} DDPM at every step count, by more than two standard errors at "
+                             f"{clear} of {len(common)}")
     return (" " + "; ".join(parts) + ".") if parts else ""
 
 

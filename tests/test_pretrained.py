@@ -191,17 +191,24 @@ def test_model_card_shows_the_sampler_grid(tmp_path):
 def test_step_trends_are_read_off_the_grid():
     from helpers.model_card import _step_trends
 
-    def pt(sampler, steps, conf):
-        return {"sampler": sampler, "steps": steps, "confident_fraction": conf}
+    def pt(sampler, steps, conf, n=256):
+        return {"sampler": sampler, "steps": steps, "confident_fraction": conf, "n": n}
 
     grid = [pt("ddpm", 50, 0.895), pt("ddpm", 100, 0.867), pt("ddpm", 250, 0.875),
             pt("ddim", 50, 0.805), pt("ddim", 100, 0.812), pt("ddim", 250, 0.836)]
     text = _step_trends(grid)
-    assert "DDPM's confident share shows no steady trend" in text
-    assert "DDIM's confident share rises with the number of steps" in text
-    assert "DDIM is below DDPM at every step count" in text
-    grid[4]["confident_fraction"] = 0.9  # DDIM 100 above DDPM 100
-    assert "below DDPM" not in _step_trends(grid) and "no steady trend" in _step_trends(grid)
+    # 89.5 -> 87.5 % and 80.5 -> 83.6 % of 256 samples are within two standard errors (5.6 and 6.8 pts)
+    assert "DDPM's confident share stays within sampling noise from 50 to 250 steps (-2.0 pts" in text
+    assert "DDIM's confident share stays within sampling noise from 50 to 250 steps (+3.1 pts" in text
+    assert "rises" not in text and "falls" not in text
+    # below at all three counts; beyond two standard errors only at 50 steps (9.0 > 6.3 pts)
+    assert "DDIM is below DDPM at every step count, by more than two standard errors at 1 of 3" in text
+    big = [pt("ddim", 50, 0.60, 2000), pt("ddim", 100, 0.70, 2000), pt("ddim", 250, 0.80, 2000)]
+    assert "DDIM's confident share rises with the number of steps (beyond two standard errors)" in _step_trends(big)
+    zigzag = [pt("ddim", 50, 0.60, 2000), pt("ddim", 100, 0.90, 2000), pt("ddim", 250, 0.80, 2000)]
+    assert "no steady trend" in _step_trends(zigzag)
+    grid[4]["confident_fraction"] = 0.9  # DDIM 100 above DDPM 100: no "every step count" sentence
+    assert "DDPM at every step count" not in _step_trends(grid)
 
 
 def test_model_card_lists_every_run_behind_continued_weights(tmp_path):
