@@ -71,6 +71,23 @@ def _fmt_opt(v) -> str:
     return "?" if v is None else f"{v:g}"
 
 
+def _fmt_setting(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _run_lr(run: dict) -> str:
+    """A run's learning rate; where a resume changed it (``resume_overrides``), each value and the step it began."""
+    lrs = [(0, run.get("lr"))]
+    for o in run.get("resume_overrides") or []:
+        if "lr" in o.get("changes", {}):
+            change = o["changes"]["lr"]
+            lrs[0] = (0, change.get("checkpoint"))  # the last export records only the final value
+            lrs.append((int(o["at_step"]), change.get("now")))
+    if len(lrs) == 1:
+        return _fmt_opt(lrs[0][1])
+    return ", ".join(_fmt_opt(v) if at == 0 else f"{_fmt_opt(v)} from step {at:,}" for at, v in lrs)
+
+
 def _step_trends(grid: list) -> str:
     """A sentence on how the confident share moves with the step count, per sampler, read off ``grid`` (no claim typed).
 
@@ -118,7 +135,8 @@ def training_history(info: dict) -> list:
     """The runs behind an exported prior, oldest first, from the nested ``initialised_from`` records.
 
     Each item has ``steps``, ``wall_seconds``, ``lr``, ``ema_decay``, ``params`` and ``command`` (``None`` where an
-    older record lacks it) and, for a run that deepened the network it started from, ``deepened``.
+    older record lacks it), ``resume_overrides`` where a resume changed its settings, and, for a run that deepened the
+    network it started from, ``deepened``.
     """
     runs = [dict(info, deepened=None)]
     node = info.get("initialised_from")
@@ -294,11 +312,14 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
           f"{_minutes(total_s)} of CPU training.\n")
         hrows = []
         for i, h in enumerate(history, 1):
+            how = [h["deepened"]] if h.get("deepened") else []
+            how += [f"resumed at step {int(o['at_step']):,} with " + ", ".join(
+                f"{k} {_fmt_setting(v.get('checkpoint'))} → {_fmt_setting(v.get('now'))}" for k, v in o["changes"].items())
+                + " (`--override`)" for o in (h.get("resume_overrides") or [])]
+            how.append(f"`{h['command']}`" if h.get("command") else "(not recorded)")
             hrows.append((str(i), f"{int(h.get('steps') or 0):,}", _minutes(float(h.get("wall_seconds") or 0)),
-                          _fmt_opt(h.get("lr")), _fmt_opt(h.get("ema_decay")),
-                          f"{int(h['params']):,}" if h.get("params") else "?",
-                          (f"{h['deepened']}; " if h.get("deepened") else "")
-                          + (f"`{h['command']}`" if h.get("command") else "(not recorded)")))
+                          _run_lr(h), _fmt_opt(h.get("ema_decay")),
+                          f"{int(h['params']):,}" if h.get("params") else "?", "; ".join(how)))
         a(_table(hrows, ("run", "steps", "wall time", "learning rate", "EMA decay", "parameters", "how")) + "\n")
     if (pdir / "loss_curve.png").exists():
         a("![training loss](loss_curve.png)\n\n*Training loss per step ([`training_log.csv`](training_log.csv)).*\n")

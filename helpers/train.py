@@ -1013,7 +1013,8 @@ def _init_from_prior(model, ema_model, path: Path, resumed: bool) -> Dict[str, A
     earlier = json.loads(info_path.read_text()) if info_path.exists() else {}
     record = {"path": str(path), "steps": earlier.get("steps"), "wall_seconds": earlier.get("wall_seconds"),
               "lr": earlier.get("lr"), "ema_decay": earlier.get("ema_decay"), "params": earlier.get("params"),
-              "command": earlier.get("command"), "initialised_from": earlier.get("initialised_from")}
+              "command": earlier.get("command"), "resume_overrides": earlier.get("resume_overrides"),
+              "initialised_from": earlier.get("initialised_from")}
     init_config = json.loads((path / "unet" / "config.json").read_text()) if (path / "unet" / "config.json").exists() else {}
     old_layers, new_layers = init_config.get("layers_per_block"), model.config.layers_per_block
     deepen = old_layers is not None and old_layers != new_layers

@@ -224,13 +224,18 @@ def test_model_card_lists_every_run_behind_continued_weights(tmp_path):
              "command": "python -m helpers.train FIRST", "initialised_from": None}
     second = {"path": "b", "steps": 200, "wall_seconds": 120.0, "lr": 2e-4, "ema_decay": 0.9995, "params": 10,
               "command": "python -m helpers.train SECOND", "initialised_from": first, "deepened": "layers 1 -> 2"}
-    info.update(initialised_from=second, steps=300, wall_seconds=180.0)
+    info.update(initialised_from=second, steps=300, wall_seconds=180.0, lr=5e-5,
+                resume_overrides=[{"at_step": 250, "changes": {"lr": {"checkpoint": 2e-4, "now": 5e-5}}}])
     info_path.write_text(json.dumps(info))
     runs = training_history(info)
     assert [r["steps"] for r in runs] == [100, 200, 300]  # oldest first
     assert runs[2]["deepened"] == "layers 1 -> 2"  # the deepening is told at the run that did it
     card = render_card("mnist", pdir)
-    assert "| layers 1 -> 2; `" + info["command"] + "` |" in card  # the run that deepened, then its command
+    # the run that deepened, the resume that lowered its learning rate, then its (last) command
+    assert ("| layers 1 -> 2; resumed at step 250 with lr 0.0002 → 5e-05 (`--override`); `" + info["command"] + "` |"
+            in card)
+    assert "| 0.0002, 5e-05 from step 250 |" in card  # the last export records only the final lr; both are shown
+    assert "| 0.001 |" in card and "| 0.0002 |" in card  # runs without a change show their one value
     assert "In all 600 steps, 6 min of CPU training" in card
     assert "`python -m helpers.train FIRST`" in card and "`python -m helpers.train SECOND`" in card
     plain = json.loads((PRETRAINED_DIR / "mnist" / "training_info.json").read_text())

@@ -290,6 +290,20 @@ def test_export_only_keeps_the_training_command_and_the_initialisation(tmp_path,
     assert info["initialised_from"]["steps"] == 2
 
 
+def test_a_continuation_remembers_the_overrides_of_the_run_it_continues(tmp_path):
+    """The model card's history shows a learning rate lowered mid-run only if the next run's record keeps it."""
+    T.train(_config(tmp_path, steps=2, checkpoint_dir=str(tmp_path / "ck1")))
+    T.train(_config(tmp_path, steps=3, lr=1e-3, override=True, out=str(tmp_path / "first"),
+                    checkpoint_dir=str(tmp_path / "ck1")))
+    T.train(_config(tmp_path, steps=1, init_from=str(tmp_path / "first"), out=str(tmp_path / "second"),
+                    checkpoint_dir=str(tmp_path / "ck2")))
+    first = json.loads((tmp_path / "first" / "training_info.json").read_text())
+    second = json.loads((tmp_path / "second" / "training_info.json").read_text())
+    (record,) = second["initialised_from"]["resume_overrides"]
+    assert record == first["resume_overrides"][0] and record["at_step"] == 2
+    assert record["changes"]["lr"]["now"] == 1e-3 and second["resume_overrides"] is None
+
+
 # --------------------------------------------------------------------------- priors
 @pytest.fixture
 def exported_prior(tmp_path):
