@@ -266,7 +266,8 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
     rows = _architecture(cfg)
     rows.append(("parameters", f"{info.get('params', 0):,} ({info.get('params', 0) / 1e6:.2f} M)"))
     if wfile:
-        rows.append(("weights", f"`unet/{wfile.name}`, EMA weights, float32, {wfile.stat().st_size / 2**20:.1f} MiB, "
+        rows.append(("weights", f"`unet/{wfile.name}`, "
+                                f"{'averaged ' if info.get('averaged_from') else ''}EMA weights, float32, {wfile.stat().st_size / 2**20:.1f} MiB, "
                                 f"SHA-256 `{sha[:16]}…`"))
     rows.append(("noise schedule", f"{sched.get('beta_schedule', 'linear')} β from {sched.get('beta_start', 1e-4):g} to "
                                    f"{sched.get('beta_end', 0.02):g} over T = {sched.get('num_train_timesteps', 1000)} "
@@ -284,8 +285,8 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
     a("## Training\n")
     rows = [
         ("objective", info.get("objective", "")),
-        ("optimiser", f"{info.get('optimizer')}, learning rate {info.get('lr')} after {info.get('warmup_steps')} "
-                      f"linear warm-up steps, then constant"),
+        ("optimiser", f"{info.get('optimizer')}, learning rate {_run_lr(info)} after {info.get('warmup_steps')} "
+                      f"linear warm-up steps, then constant" + (" between changes" if info.get("resume_overrides") else "")),
         ("batch size", str(info.get("batch_size"))),
         ("steps", f"{steps:,} (≈ {epochs:.0f} epochs)"),
         ("EMA", f"decay {info.get('ema_decay')} (exported weights: {info.get('weights', 'EMA')})"),
@@ -301,7 +302,11 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
     ]
     if info.get("resumed_from_step"):
         rows.insert(-1, ("resumed", f"the last session resumed from the checkpoint at step {info['resumed_from_step']} "
-                                    "(resuming is bit-for-bit the same run)"))
+                                    "(resuming with unchanged settings is bit-for-bit the same run)"))
+    if info.get("averaged_from"):
+        at = ", ".join(f"{int(x.get('steps_in_run') or 0):,}" for x in info["averaged_from"])
+        rows.append(("averaged", f"the weights are the mean of the EMA weights exported at steps {at} of this run "
+                                 f"(`{info.get('average_command') or 'python -m helpers.average_priors'}`)"))
     a(_table(rows, ("", "")) + "\n")
     history = training_history(info)
     if len(history) > 1:

@@ -241,3 +241,22 @@ def test_model_card_lists_every_run_behind_continued_weights(tmp_path):
     plain = json.loads((PRETRAINED_DIR / "mnist" / "training_info.json").read_text())
     plain["initialised_from"] = None
     assert training_history(plain) == [dict(plain, deepened=None)]
+
+
+def test_model_card_says_when_the_weights_are_an_average_of_exports(tmp_path):
+    import shutil
+
+    from helpers.model_card import render_card
+
+    pdir = tmp_path / "mnist"
+    shutil.copytree(PRETRAINED_DIR / "mnist", pdir)
+    info_path = pdir / "training_info.json"
+    info = json.loads(info_path.read_text())
+    assert "averaged" not in render_card("mnist", pdir).split("## Training\n")[1].split("## Evaluation")[0]
+    info.update(averaged_from=[{"path": "a", "steps_in_run": 4681}, {"path": "b", "steps_in_run": 10234}],
+                average_command="python -m helpers.average_priors a b --out c")
+    info_path.write_text(json.dumps(info))
+    card = render_card("mnist", pdir)
+    assert ("| averaged | the weights are the mean of the EMA weights exported at steps 4,681, 10,234 of this run "
+            "(`python -m helpers.average_priors a b --out c`) |") in card
+    assert "averaged EMA weights, float32" in card
