@@ -285,8 +285,8 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
     a("## Training\n")
     rows = [
         ("objective", info.get("objective", "")),
-        ("optimiser", f"{info.get('optimizer')}, learning rate {_run_lr(info)} after {info.get('warmup_steps')} "
-                      f"linear warm-up steps, then constant" + (" between changes" if info.get("resume_overrides") else "")),
+        ("optimiser", f"{info.get('optimizer')}, learning rate {_run_lr(info)}; {info.get('warmup_steps')} "
+                      f"linear warm-up steps, then constant"),
         ("batch size", str(info.get("batch_size"))),
         ("steps", f"{steps:,} (≈ {epochs:.0f} epochs)"),
         ("EMA", f"decay {info.get('ema_decay')} (exported weights: {info.get('weights', 'EMA')})"),
@@ -458,14 +458,28 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
 
     a("## Reproduce\n")
     cmd = info.get("command") or f"python -m helpers.train --dataset {prior} --out helpers/pretrained/{prior}"
-    a("Training (as run; `--max-minutes` is a wall-clock budget, so on another machine it stops at another step; "
-      "writing into `helpers/pretrained/` now needs `--force`):\n")
-    a(f"```bash\n{cmd}\n```\n")
-    a(f"The same run, stopped at the same step on any machine (same data order, t and ε; bit-identical weights also "
-      f"need the same torch build and thread count):\n")
-    m = re.search(r"--threads[ =](\d+)", cmd)
-    a(f"```bash\npython -m helpers.train --dataset {prior} --out helpers/pretrained/{prior} --steps {steps} "
-      f"--threads {m.group(1) if m else 1} --force\n```\n")
+    history = training_history(info)
+    overridden = any(h.get("resume_overrides") for h in history)
+    if len(history) == 1 and not overridden and not info.get("averaged_from"):
+        a("Training (as run; `--max-minutes` is a wall-clock budget, so on another machine it stops at another step; "
+          "writing into `helpers/pretrained/` now needs `--force`):\n")
+        a(f"```bash\n{cmd}\n```\n")
+        a(f"The same run, stopped at the same step on any machine (same data order, t and ε; bit-identical weights "
+          f"also need the same torch build and thread count):\n")
+        m = re.search(r"--threads[ =](\d+)", cmd)
+        a(f"```bash\npython -m helpers.train --dataset {prior} --out helpers/pretrained/{prior} --steps {steps} "
+          f"--threads {m.group(1) if m else 1} --force\n```\n")
+    else:  # one command does not make these weights: give them all, in order
+        a("These weights come from more than one command (*Training history* above). Run them in order, each "
+          "`--init-from` the folder the one before exported"
+          + ("; where the history says a run was resumed with changed settings, run it first with the earlier "
+             "settings up to that step, then with `--override`" if overridden else "")
+          + ("; then average the exports the *averaged* row names" if info.get("averaged_from") else "")
+          + ". `--max-minutes` is a wall-clock budget, so on another machine each run stops at another step (the "
+            "steps each run made are in the table):\n")
+        lines = [h.get("command") or "# (command not recorded)" for h in history]
+        lines += [info["average_command"]] if info.get("average_command") else []
+        a("```bash\n" + "\n".join(lines) + "\n```\n")
     a("An interrupted run continues from `checkpoints/" + prior + "/` when started again; "
       "`--export-only` re-exports the weights of the last checkpoint.\n")
     a("Evaluation, sampling times and this card:\n")

@@ -236,6 +236,9 @@ def test_model_card_lists_every_run_behind_continued_weights(tmp_path):
             in card)
     assert "| 0.0002, 5e-05 from step 250 |" in card  # the last export records only the final lr; both are shown
     assert "| 0.001 |" in card and "| 0.0002 |" in card  # runs without a change show their one value
+    reproduce = card.split("## Reproduce\n")[1]
+    assert reproduce.index("helpers.train FIRST") < reproduce.index("helpers.train SECOND") < reproduce.index(info["command"])
+    assert "then with `--override`" in reproduce
     assert "In all 600 steps, 6 min of CPU training" in card
     assert "`python -m helpers.train FIRST`" in card and "`python -m helpers.train SECOND`" in card
     plain = json.loads((PRETRAINED_DIR / "mnist" / "training_info.json").read_text())
@@ -252,6 +255,8 @@ def test_model_card_says_when_the_weights_are_an_average_of_exports(tmp_path):
     shutil.copytree(PRETRAINED_DIR / "mnist", pdir)
     info_path = pdir / "training_info.json"
     info = json.loads(info_path.read_text())
+    info.pop("averaged_from", None), info.pop("average_command", None), info.update(weights="EMA")
+    info_path.write_text(json.dumps(info))
     assert "averaged" not in render_card("mnist", pdir).split("## Training\n")[1].split("## Evaluation")[0]
     info.update(averaged_from=[{"path": "a", "steps_in_run": 4681}, {"path": "b", "steps_in_run": 10234}],
                 average_command="python -m helpers.average_priors a b --out c")
@@ -260,3 +265,7 @@ def test_model_card_says_when_the_weights_are_an_average_of_exports(tmp_path):
     assert ("| averaged | the weights are the mean of the EMA weights exported at steps 4,681, 10,234 of this run "
             "(`python -m helpers.average_priors a b --out c`) |") in card
     assert "averaged EMA weights, float32" in card
+    reproduce = card.split("## Reproduce\n")[1].split("## Limitations")[0]
+    assert "then average the exports" in reproduce
+    assert reproduce.index(info["command"]) < reproduce.index("python -m helpers.average_priors a b --out c")
+    assert f"--steps {info['steps']} " not in reproduce  # one command with --steps would not give these weights
