@@ -13,16 +13,15 @@ and loss log, plus ``averaged_from`` (each source's path, steps and weights hash
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
+from .priors import WEIGHTS_FILE
 
-WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
+WEIGHTS = Path(WEIGHTS_FILE)
 
 
 def _read_source(path: Path) -> dict:
@@ -55,16 +54,12 @@ def average_priors(sources: Sequence[str], out: str, force: bool = False, comman
     from safetensors.torch import load_file
 
     from ._util import file_sha256
-    from .train import PRETRAINED_DIR, export_prior
+    from .train import export_prior, read_log_csv, refuse_shipped_out
 
     paths = [Path(s) for s in sources]
     if len(paths) < 2:
         raise ValueError(f"sources: got {len(paths)} folder(s); averaging needs two or more exports of one run")
-    out_path = Path(out)
-    shipped = PRETRAINED_DIR.resolve()
-    if not force and (out_path.resolve() == shipped or shipped in out_path.resolve().parents):
-        raise ValueError(f"out (--out) is {out!r}, inside {shipped}, the priors that ship with the course; pass "
-                         "--force (force=True) if you mean to replace one")
+    refuse_shipped_out(out, force, "--force (force=True)")
     read = [_read_source(p) for p in paths]
     for p, r in zip(paths[1:], read[1:]):
         if r["config"] != read[0]["config"]:
@@ -81,10 +76,7 @@ def average_priors(sources: Sequence[str], out: str, force: bool = False, comman
                               "weights_sha256": file_sha256(p / WEIGHTS)} for p, r in zip(paths, read)]
     info["average_command"] = command
     info["weights"] = f"mean of the EMA weights of {len(paths)} exports (averaged_from)"
-    with open(paths[-1] / "training_log.csv") as fh:
-        log = [(int(r["step"]), float(r["loss"]), float(r["ema_loss"]), float(r["wall_seconds"]))
-               for r in csv.DictReader(fh)]
-    return export_prior(model, out_path, log, info)
+    return export_prior(model, Path(out), read_log_csv(paths[-1] / "training_log.csv"), info)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Path:

@@ -458,7 +458,6 @@ def render_card(prior: str, prior_dir: Optional[Path] = None) -> str:
 
     a("## Reproduce\n")
     cmd = info.get("command") or f"python -m helpers.train --dataset {prior} --out helpers/pretrained/{prior}"
-    history = training_history(info)
     overridden = any(h.get("resume_overrides") for h in history)
     if len(history) == 1 and not overridden and not info.get("averaged_from"):
         a("Training (as run; `--max-minutes` is a wall-clock budget, so on another machine it stops at another step; "

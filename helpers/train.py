@@ -932,15 +932,29 @@ def validate_config(config: TrainConfig) -> TrainConfig:
 
 def _check_out_dir(config: TrainConfig) -> None:
     """Refuse to export into ``helpers/pretrained/`` (a shipped prior) unless ``config.force``."""
-    if not config.out or config.force:
+    refuse_shipped_out(config.out, config.force, "--force (TrainConfig(force=True))")
+
+
+def refuse_shipped_out(out: Optional[str], force: bool, force_flag: str = "--force") -> None:
+    """Raise ``ValueError`` if ``out`` lies in ``helpers/pretrained/`` (a shipped prior) and not ``force``.
+
+    ``force_flag`` is how the caller's user passes ``force`` (named in the message).
+    """
+    if not out or force:
         return
-    out = Path(config.out).expanduser().resolve()
+    resolved = Path(out).expanduser().resolve()
     shipped = PRETRAINED_DIR.resolve()
-    if out == shipped or shipped in out.parents:
-        raise ValueError(f"out (--out) is {config.out!r}, inside {shipped}, the priors that ship with the course: "
+    if resolved == shipped or shipped in resolved.parents:
+        raise ValueError(f"out (--out) is {out!r}, inside {shipped}, the priors that ship with the course: "
                          "exporting there would replace a shipped prior (and invalidate its model card and "
-                         "evaluation). Export to another folder, or pass --force (TrainConfig(force=True)) "
-                         "if you mean to replace it")
+                         f"evaluation). Export to another folder, or pass {force_flag} if you mean to replace it")
+
+
+def read_log_csv(path: os.PathLike) -> List[tuple]:
+    """The ``(step, loss, ema_loss, wall_seconds)`` rows that :func:`_write_log_csv` wrote to ``path``."""
+    with open(path) as fh:
+        return [(int(r["step"]), float(r["loss"]), float(r["ema_loss"]), float(r["wall_seconds"]))
+                for r in csv.DictReader(fh)]
 
 
 # --------------------------------------------------------------------------- #
