@@ -622,11 +622,15 @@ def format_table(rows: list, header=("measure", "samples", "real / reference")) 
 
 def evaluate(prior_name: str, n: int = DEFAULT_N, steps: int = DEFAULT_STEPS, seed: int = 0, out: Optional[str] = None,
              batch_size: int = DEFAULT_BATCH, timing: bool = False, timing_only: bool = False, progress: bool = True,
-             prior_dir: Optional[str] = None, command: Optional[str] = None, grid: Sequence[tuple] = ()) -> dict:
+             prior_dir: Optional[str] = None, command: Optional[str] = None, grid: Sequence[tuple] = (),
+             device: str = "cpu") -> dict:
     """Run the evaluation of the bundled prior ``prior_name`` ("faces" | "mnist"); returns the results dict.
 
     ``prior_dir`` evaluates another folder as if it were that prior (same data and measures). ``grid``: the
     (sampler, steps) points of :func:`sampler_grid` to report as well (``results["sampler_grid"]``).
+    ``device``: where the prior samples (``"cpu"``, ``"cuda"``, ``"auto"``). The noise is drawn from the same
+    per-image seeds on every device, but only the CPU's figures are the reproducible ones the model card shows;
+    a GPU run is for a quick check (e.g. of weights trained on a lent GPU).
     """
     from .plotting import image_grid
     from .priors import load_prior
@@ -636,7 +640,10 @@ def evaluate(prior_name: str, n: int = DEFAULT_N, steps: int = DEFAULT_STEPS, se
     pdir = Path(prior_dir) if prior_dir else PRETRAINED_DIR / prior_name
     out_dir = Path(out) if out else pdir / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
-    prior = load_prior(str(pdir) if prior_dir else prior_name, device="cpu")
+    from .train import resolve_device
+
+    device = resolve_device(device)
+    prior = load_prior(str(pdir) if prior_dir else prior_name, device=device)
     info_path = pdir / "training_info.json"
     tinfo = json.loads(info_path.read_text()) if info_path.exists() else {}
     header = {
@@ -649,6 +656,7 @@ def evaluate(prior_name: str, n: int = DEFAULT_N, steps: int = DEFAULT_STEPS, se
         "evaluated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": command,
         "software": _software(),
+        "device": device,
     }
     results_path = out_dir / "results.json"
     if timing_only:
@@ -730,6 +738,7 @@ def _parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (use 1 on a busy machine)")
     p.add_argument("--prior-dir", default=None, help="evaluate this folder instead of the bundled prior (same measures)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto; the model card's figures are the CPU's")
     p.add_argument("--grid", nargs="*", default=[f"{a}:{b}" for a, b in DEFAULT_GRID], metavar="SAMPLER:STEPS",
                    help="also report these samplers and step counts (DDPM and DDIM at 50, 100, 250 by default); "
                         "--grid with no value skips it")
@@ -740,6 +749,15 @@ def _parse_args(argv=None) -> argparse.Namespace:
         p.error(str(err))
     if args.n < 1 or args.steps < 1 or args.batch_size < 1:
         p.error("--n, --steps and --batch-size must be positive")
+    from .train import resolve_device
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        p.error(str(err))
+    if device != "cpu" and (args.out is None or args.timing or args.timing_only):
+        p.error(f"--device {args.device}: the model card shows the CPU's figures and timing, so a run on {device} "
+                "needs its own --out folder and no --timing; drop --device for the card's evaluation")
     return args
 
 
@@ -751,7 +769,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     command = "python -m helpers.evaluate_prior " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     results = evaluate(args.prior, n=args.n, steps=args.steps, seed=args.seed, out=args.out, batch_size=args.batch_size,
                        timing=args.timing, timing_only=args.timing_only, progress=not args.no_progress,
-                       prior_dir=args.prior_dir, command=command, grid=args.grid)
+                       prior_dir=args.prior_dir, command=command, grid=args.grid, device=args.device)
     out_dir = Path(args.out) if args.out else (Path(args.prior_dir) if args.prior_dir else PRETRAINED_DIR / args.prior) / "evaluation"
     if not args.timing_only:
         s = results["sampling"]

@@ -27,6 +27,7 @@ Command line::
     python -m helpers.train --dataset mnist --out helpers/pretrained/mnist --force --max-minutes 45 --threads 1
     python -m helpers.train --dataset faces --out helpers/pretrained/faces --force --max-minutes 95 --threads 2
 
+On a GPU add ``--device cuda`` (``tools/gpu_train_mnist.sh`` is the prepared run for a lent one).
 (``--force``: the shipped priors' folders are written only on purpose.) Resuming with other
 settings (``--lr``, ``--seed``, ``--batch-size``, ``--ema-decay``, ...) than the checkpoint's is an
 error unless ``--override`` is given; ``--export-only`` exports an existing checkpoint and refuses
@@ -85,6 +86,7 @@ __all__ = [
     "validate_config",
     "CheckpointError",
     "RESUME_SETTINGS",
+    "resolve_device",
     "train",
     "main",
 ]
@@ -209,6 +211,12 @@ class TrainConfig:
         (``resume_overrides`` in ``training_info.json``). Without it such a resume is an error.
     force:
         Allow :attr:`out` inside ``helpers/pretrained/`` (replacing a shipped prior).
+    device:
+        Where the network, its EMA and the data live: ``"cpu"`` (default), ``"cuda"``,
+        ``"cuda:N"`` or ``"auto"`` (CUDA when available). The random numbers (data order,
+        t, ε, flips) are always drawn on the CPU generator and moved, so a run can be
+        checkpointed on one device and resumed on another; only a CPU run is bit-for-bit
+        reproducible. Not a resume setting: changing it needs no ``override``.
     """
 
     dataset: str = "faces"
@@ -236,6 +244,7 @@ class TrainConfig:
     init_from: Optional[str] = None
     override: bool = False
     force: bool = False
+    device: str = "cpu"
 
 
 @dataclass
@@ -445,14 +454,14 @@ def _pack_checkpoint(state: Dict[str, Any]) -> bytes:
 
     tensors: Dict[str, torch.Tensor] = {}
     for k, v in state["model"].items():
-        tensors[f"model/{k}"] = v.detach().clone().contiguous()
+        tensors[f"model/{k}"] = v.detach().to("cpu", copy=True).contiguous()
     for k, v in state["ema"].items():
-        tensors[f"ema/{k}"] = v.detach().clone().contiguous()
+        tensors[f"ema/{k}"] = v.detach().to("cpu", copy=True).contiguous()
     opt_scalars: Dict[str, Dict[str, Any]] = {}
     for pid, st in state["optimizer"]["state"].items():
         for name, v in st.items():
             if torch.is_tensor(v):
-                tensors[f"optimizer/state/{pid}/{name}"] = v.detach().clone().contiguous()
+                tensors[f"optimizer/state/{pid}/{name}"] = v.detach().to("cpu", copy=True).contiguous()
             else:
                 opt_scalars.setdefault(str(pid), {})[name] = v
     tensors["rng/generator"] = state["generator"].clone()
@@ -594,7 +603,7 @@ def _plot_loss(log: Sequence[tuple], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _hardware_string() -> str:
+def _hardware_string(device: str = "cpu") -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -604,7 +613,10 @@ def _hardware_string() -> str:
                     break
     except OSError:
         pass
-    return (f"{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__} "
+    gpu = ""
+    if device.startswith("cuda"):
+        gpu = f"trained on {torch.cuda.get_device_name(torch.device(device))} ({device}); "
+    return (f"{gpu}{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__} "
             f"with {torch.get_num_threads()} thread(s); {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}")
 
@@ -673,13 +685,15 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
         raise ValueError("set config.steps and/or config.max_minutes")
     config = validate_config(config)
     _check_out_dir(config)
+    config = _layers_from_init(config)
     if config.threads:
         torch.set_num_threads(int(config.threads))
     hp = dict(DEFAULT_HPARAMS.get(config.dataset, DEFAULT_HPARAMS["custom"]))
     lr = float(config.lr if config.lr is not None else hp["lr"])
     hflip = bool(config.hflip if config.hflip is not None else hp["hflip"])
 
-    data = load_images(config, progress=config.progress)
+    device = torch.device(config.device)
+    data = load_images(config, progress=config.progress).to(device)
     n_images, channels = data.shape[0], data.shape[1]
     if config.batch_size > n_images:
         raise ValueError(f"batch_size (--batch-size) is {config.batch_size} but there are only {n_images} training "
@@ -689,14 +703,14 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
-    model = build_unet(config.dataset, in_channels=channels, model_config=config.model_config)
+    model = build_unet(config.dataset, in_channels=channels, model_config=config.model_config).to(device)
     model.train()
     ema_model = copy.deepcopy(model).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
     batches = _Batches(n_images, config.batch_size, gen)
-    alphas_cumprod = torch.cumprod(1.0 - linear_betas(), dim=0).to(torch.float32)
+    alphas_cumprod = torch.cumprod(1.0 - linear_betas(), dim=0).to(device=device, dtype=torch.float32)
 
     step, wall_done, log, ema_updates = 0, 0.0, [], 0
     ckpt_dir = _resolve_checkpoint_dir(config)
@@ -767,7 +781,8 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
     ema_loss = log[-1][2] if log else None
     stopped_by = "steps"
     print(f"[train] {config.dataset}: {n_images} images {tuple(data.shape[1:])}, {n_params / 1e6:.2f} M params, "
-          f"batch {config.batch_size}, lr {lr:g}, hflip {hflip}, threads {torch.get_num_threads()}", flush=True)
+          f"batch {config.batch_size}, lr {lr:g}, hflip {hflip}, threads {torch.get_num_threads()}, "
+          f"device {config.device}", flush=True)
     while True:
         elapsed = wall_done + (time.time() - t_start)
         if step >= max_steps:
@@ -780,13 +795,14 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
             stopped_by = "signal"
             break
 
+        # every random number comes from the CPU generator `gen` (checkpointed), then moves to the device
         idx = batches.next()
-        x0 = data[idx]
+        x0 = data[idx.to(device)]
         if hflip:
-            flip = torch.rand(x0.shape[0], generator=gen) < 0.5
+            flip = (torch.rand(x0.shape[0], generator=gen) < 0.5).to(device)
             x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
-        t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (x0.shape[0],), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (x0.shape[0],), generator=gen).to(device)
+        noise = torch.randn(tuple(x0.shape), generator=gen).to(device)
 
         cur_lr = lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
         for g in opt.param_groups:
@@ -862,7 +878,8 @@ def train(config: TrainConfig, stop_flag: Optional[Callable[[], bool]] = None) -
             "initialised_from": initialised_from,
             "resume_overrides": overrides or None,
             "final_ema_loss": ema_loss,
-            "hardware": _hardware_string(),
+            "hardware": _hardware_string(config.device),
+            "device": config.device,
             "command": config.command,
             "exported_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -912,6 +929,7 @@ def validate_config(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"dataset (--dataset) is {config.dataset!r}; expected 'faces', 'mnist' or 'custom'")
     return replace(
         config,
+        device=resolve_device(config.device),
         steps=opt(config.steps, as_int, "steps (--steps)", min=0),
         max_minutes=opt(config.max_minutes, as_float, "max_minutes (--max-minutes)", nonnegative=True),
         batch_size=as_int(config.batch_size, "batch_size (--batch-size)", positive=True),
@@ -928,6 +946,29 @@ def validate_config(config: TrainConfig) -> TrainConfig:
                                           "checkpoint_every_minutes (--checkpoint-every-minutes)", positive=True),
         checkpoint_every_steps=opt(config.checkpoint_every_steps, as_int, "checkpoint_every_steps", positive=True),
     )
+
+
+def resolve_device(device: Any) -> str:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available) as a device string.
+
+    Raises ``ValueError`` naming ``device (--device)`` for another value, or for CUDA on a
+    machine where ``torch.cuda.is_available()`` is False (with the fix: ``--device cpu``).
+    """
+    name = str(device).strip().lower() if device is not None else "cpu"
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if re.fullmatch(r"cuda(:\d+)?", name):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device (--device) is {device!r} but torch sees no CUDA GPU here "
+                             "(torch.cuda.is_available() is False); use --device cpu (or auto)")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device (--device) is {device!r} but there are only {torch.cuda.device_count()} "
+                             f"CUDA device(s); use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        return name
+    raise ValueError(f"device (--device) is {device!r}; expected 'cpu', 'cuda', 'cuda:N' or 'auto'")
 
 
 def _check_out_dir(config: TrainConfig) -> None:
@@ -989,6 +1030,8 @@ def _parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="resume even if --lr, --seed, --batch-size, --ema-decay, ... differ from the checkpoint's "
                         "(the changes are recorded in training_info.json)")
     p.add_argument("--force", action="store_true", help="allow --out inside helpers/pretrained/ (replace a shipped prior)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, cuda:N or auto (CUDA when available); a checkpoint resumes on any device")
     args = p.parse_args(argv)
     if args.export_only:
         if args.no_resume:
@@ -1103,6 +1146,27 @@ def deepen_unet_state(state: Dict[str, torch.Tensor], model) -> Dict[str, torch.
     return new
 
 
+def _layers_from_init(config: TrainConfig) -> TrainConfig:
+    """Take ``layers_per_block`` from the ``init_from`` prior when the run does not set it.
+
+    The shipped mnist prior has 2 layers per block, its preset 1: without this, continuing it with
+    ``--init-from helpers/pretrained/mnist`` alone would fail on the architecture. An explicit
+    ``--layers-per-block`` (e.g. 2 from a 1-layer prior, to deepen it) is kept.
+    """
+    if not config.init_from or "layers_per_block" in (config.model_config or {}):
+        return config
+    cfg_path = Path(config.init_from) / "unet" / "config.json"
+    if not cfg_path.exists():
+        return config  # _init_from_prior says what is missing
+    layers = json.loads(cfg_path.read_text()).get("layers_per_block")
+    preset = MODEL_PRESETS.get(config.dataset, MODEL_PRESETS["faces"])["layers_per_block"]
+    if layers is None or layers == preset:
+        return config
+    print(f"[train] layers_per_block {layers}, as in --init-from {config.init_from} (the {config.dataset} preset has "
+          f"{preset})", flush=True)
+    return replace(config, model_config=dict(config.model_config or {}, layers_per_block=layers))
+
+
 def _export_only_config(config: TrainConfig) -> TrainConfig:
     """The config of ``--export-only``: the checkpoint's own settings, no training step.
 
@@ -1137,6 +1201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
         checkpoint_every_minutes=args.checkpoint_every_minutes, resume=not args.no_resume,
         progress=not args.no_progress, command=command, init_from=args.init_from,
         model_config={"layers_per_block": args.layers_per_block} if args.layers_per_block else None,
+        device=args.device,
     )
     config.override, config.force = args.override, args.force
     stop = {"flag": False}

@@ -132,6 +132,22 @@ def test_parse_grid_accepts_points_and_names_a_bad_one():
     assert ("ddim", 100) in ev.DEFAULT_GRID and ("ddpm", 250) in ev.DEFAULT_GRID
 
 
+def test_evaluate_prior_device_keeps_the_card_on_the_cpu(monkeypatch, capsys, tmp_path):
+    """--device checks the device, and a GPU run may not overwrite the card's (CPU) figures or timing."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        ev._parse_args(["--prior", "mnist", "--device", "cuda", "--out", str(tmp_path)])
+    assert "torch sees no CUDA GPU" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for argv in (["--device", "cuda"], ["--device", "cuda", "--out", str(tmp_path), "--timing"]):
+        with pytest.raises(SystemExit):
+            ev._parse_args(["--prior", "mnist"] + argv)
+        assert "needs its own --out folder and no --timing" in capsys.readouterr().err
+    assert ev._parse_args(["--prior", "mnist", "--device", "cuda", "--out", str(tmp_path)]).device == "cuda"
+    assert ev._parse_args(["--prior", "mnist"]).device == "cpu"
+
+
 def test_ddim_samples_are_sample_ddim_in_image_space():
     prior = load_prior("mnist", device="cpu")
     got = ev.generate_samples(prior, n=3, steps=4, seed=1, batch_size=2, progress=False, sampler="ddim")

@@ -171,3 +171,69 @@ def test_deepening_a_prior_keeps_its_function_and_the_new_layers_learn(tmp_path)
     with pytest.raises(ValueError, match="only 1 -> 2"):
         train(_config(tmp_path, "d", steps=0, init_from=str(tmp_path / "prior_a"),
                       model_config=dict(TINY, layers_per_block=3)))
+
+
+# --------------------------------------------------------------------------- device
+def test_resolve_device_names_the_flag_and_the_fix(monkeypatch):
+    from helpers.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("cpu") == "cpu" and resolve_device(" CPU ") == "cpu" and resolve_device(None) == "cpu"
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match=r"device \(--device\) is 'cuda' but torch sees no CUDA GPU.*--device cpu"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match=r"expected 'cpu', 'cuda', 'cuda:N' or 'auto'"):
+        resolve_device("gpu0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(ValueError, match=r"only 2 CUDA device\(s\); use cuda:0 .. cuda:1"):
+        resolve_device("cuda:2")
+
+
+def test_device_is_checked_before_any_work_and_recorded(tmp_path, monkeypatch):
+    from helpers.train import RESUME_SETTINGS, validate_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"--device"):
+        train(_config(tmp_path, "d", steps=2, device="cuda"))
+    assert not (tmp_path / "d").exists()  # refused before a checkpoint folder was made
+    assert validate_config(_config(tmp_path, "d", steps=2, device="auto")).device == "cpu"
+    # a checkpoint resumes on any device: the device is not a setting that needs --override
+    assert "device" not in RESUME_SETTINGS
+    out = tmp_path / "prior"
+    train(_config(tmp_path, "d", steps=2, out=str(out)))
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["device"] == "cpu" and "trained on" not in info["hardware"]
+    with pytest.raises(SystemExit, match=r"python -m helpers.train: error: device \(--device\) is 'tpu'"):
+        main(["--dataset", "mnist", "--out", str(tmp_path / "x"), "--steps", "1", "--device", "tpu"])
+
+
+def test_gpu_training_script_explains_its_use(tmp_path):
+    """tools/gpu_train_mnist.sh (the prepared run for a lent GPU) parses and says how to call it."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "tools" / "gpu_train_mnist.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    r = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert r.returncode == 2 and "usage: bash tools/gpu_train_mnist.sh fetch | train" in r.stderr
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    r = subprocess.run(["bash", str(script), "train"], capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "OUT must name the folder" in r.stderr
+
+
+def test_init_from_takes_the_priors_layers_per_block_when_not_given(tmp_path):
+    """Continuing a deepened prior with --init-from alone (no --layers-per-block) keeps its architecture."""
+    deep = dict(TINY, layers_per_block=2)
+    first = train(_config(tmp_path, "a", steps=3, out=str(tmp_path / "deep"), model_config=deep))
+    no_layers = {k: v for k, v in TINY.items() if k != "layers_per_block"}
+    cont = train(_config(tmp_path, "b", steps=0, out=str(tmp_path / "cont"), model_config=no_layers,
+                         init_from=str(tmp_path / "deep")))
+    assert cont.model.config.layers_per_block == 2
+    for a, b in zip(first.ema_model.state_dict().values(), cont.ema_model.state_dict().values()):
+        assert torch.equal(a, b)
+    # an explicit value is kept (and a 2 -> 1 change is refused with the fix)
+    with pytest.raises(ValueError, match="use the same layers_per_block"):
+        train(_config(tmp_path, "c", steps=1, model_config=TINY, init_from=str(tmp_path / "deep")))
