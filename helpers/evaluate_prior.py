@@ -758,6 +758,7 @@ def _parse_args(argv=None) -> argparse.Namespace:
     if device != "cpu" and (args.out is None or args.timing or args.timing_only):
         p.error(f"--device {args.device}: the model card shows the CPU's figures and timing, so a run on {device} "
                 "needs its own --out folder and no --timing; drop --device for the card's evaluation")
+    args.device = device  # "auto" resolved once, so the parsed arguments say where it ran
     return args
 
 
